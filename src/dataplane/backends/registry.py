@@ -12,7 +12,7 @@ import sys
 from importlib.metadata import entry_points
 
 from dataplane.backends.base import Backend
-from dataplane.errors import ConfigError, UnknownBackendError
+from dataplane.errors import BackendUnavailableError, ConfigError, UnknownBackendError
 
 ENTRY_POINT_GROUP = "dataplane.backends"
 
@@ -39,7 +39,10 @@ def known_names() -> set[str]:
 
 def _load(target: str) -> type[Backend]:
     module, _, attr = target.partition(":")
-    cls = getattr(importlib.import_module(module), attr)
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise BackendUnavailableError(f"cannot load backend {target}: {exc}") from exc
     if not (isinstance(cls, type) and issubclass(cls, Backend)):
         raise ConfigError(f"{target} is not a dataplane Backend")
     return cls
@@ -62,7 +65,10 @@ def _auto() -> type[Backend]:
     """windows-hns on Windows; else ebpf where the kernel supports it, else iptables."""
     if sys.platform == "win32":
         return backend_class("windows-hns")
-    ebpf = backend_class("ebpf")
-    if ebpf.unavailable_reason() is None:
-        return ebpf
+    try:
+        ebpf = backend_class("ebpf")
+        if ebpf.unavailable_reason() is None:
+            return ebpf
+    except BackendUnavailableError:
+        pass
     return backend_class("iptables")

@@ -90,7 +90,6 @@ class Compiler:
         kinds = {k.kind for k in changed}
         if kinds & _GLOBAL_KINDS:
             return self._global_update(state)
-        old_workloads, old_hosts = dict(self._workloads), dict(self._hosts)
         old_health = dict(self._health)
         self._state = state
         svc_keys = {
@@ -118,16 +117,21 @@ class Compiler:
             programs = self._local_endpoint_keys(state) | set(self._workloads) | set(self._hosts)
         else:
             programs = {k for k in changed if k.kind in ("WorkloadEndpoint", "HostEndpoint")}
+        old_workloads = {k: self._workloads[k] for k in programs if k in self._workloads}
+        old_hosts = {k: self._hosts[k] for k in programs if k in self._hosts}
         self._compile_programs(programs)
-        sets_up, sets_rm = self._refresh_sets()
+        touches_sets = bool(programs) or bool(
+            kinds & {"WorkloadEndpoint", "HostEndpoint", "Namespace"}
+        )
+        sets_up, sets_rm = self._refresh_sets() if touches_sets else ([], [])
         fe_up = tuple(
             self._frontends[fk]
             for fk in touched
             if fk in self._frontends and old_frontends.get(fk) != self._frontends[fk]
         )
         fe_rm = tuple(fk for fk in touched if fk not in self._frontends)
-        wl_up, wl_rm = _changed(old_workloads, self._workloads)
-        h_up, h_rm = _changed(old_hosts, self._hosts)
+        wl_up, wl_rm = _changed(old_workloads, self._programs_of(programs, self._workloads))
+        h_up, h_rm = _changed(old_hosts, self._programs_of(programs, self._hosts))
         return IRDelta(
             ir=self.ir,
             frontends_upserted=fe_up,
@@ -140,6 +144,10 @@ class Compiler:
             hosts_upserted=h_up,
             hosts_removed=h_rm,
         )
+
+    @staticmethod
+    def _programs_of(keys: set[ObjectKey], table: dict[ObjectKey, V]) -> dict[ObjectKey, V]:
+        return {k: table[k] for k in keys if k in table}
 
     @property
     def ir(self) -> DataplaneIR:

@@ -15,7 +15,9 @@ what keeps a label change cheap at thousands of policies.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import ipaddress
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
@@ -272,7 +274,6 @@ class IpSetIndex:
         return match.peer is None or self._peer_has(match.peer, key)
 
 
+@functools.lru_cache(maxsize=65536)
 def _host_net(addr: IPAddress) -> IPNetwork:
-    from ipaddress import ip_network
-
-    return ip_network(addr)
+    return ipaddress.ip_network(addr)

@@ -9,6 +9,7 @@ here. Backends and the reference evaluator only execute the result.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Iterable, Iterator, Mapping
 
@@ -191,8 +192,12 @@ def _order(value: float | None) -> float:
     return math.inf if value is None else float(value)
 
 
+def _policy_key(p: Policy) -> tuple[float, str]:
+    return (_order(p.order), policy_label(p))
+
+
 def sort_policies(policies: Iterable[Policy]) -> list[Policy]:
-    return sorted(policies, key=lambda p: (_order(p.order), policy_label(p)))
+    return sorted(policies, key=_policy_key)
 
 
 def sort_tiers(tiers: Iterable[Tier]) -> list[Tier]:
@@ -210,13 +215,31 @@ def applies(policy: Policy, ep: EndpointFacts, ns_labels: Mapping[str, str] | No
     return parse(policy.selector).matches(ep.labels)
 
 
+def _uses_named_ports(policy: Policy) -> bool:
+    return any(
+        isinstance(spec, str)
+        for rule in (*policy.ingress, *policy.egress)
+        for match in (rule.source, rule.destination)
+        for spec in (*match.ports, *match.not_ports)
+    )
+
+
 @attrs.frozen
 class PolicyWorld:
-    """Tiers, policies (sorted once) and profiles, as calc sees them."""
+    """Tiers, policies (sorted and indexed once) and profiles, as calc sees them.
+
+    Policies are indexed by (tier, namespace) — None for global ones — because
+    a namespaced policy can only select endpoints of its own namespace; and a
+    policy's compiled rules are cached per direction (and per endpoint named
+    ports, only when the policy uses named ports), since thousands of
+    endpoints share the same policies.
+    """
 
     tiers: tuple[Tier, ...]
-    policies_by_tier: Mapping[str, tuple[Policy, ...]]
+    by_scope: Mapping[tuple[str, str | None], tuple[Policy, ...]]
     profiles: Mapping[str, Profile]
+    named: frozenset[str]  # labels of policies whose rules use named ports
+    cache: dict[object, tuple[PolicyProgram, SetUse]] = attrs.field(factory=dict, eq=False)
 
     @classmethod
     def build(
@@ -224,14 +247,41 @@ class PolicyWorld:
     ) -> PolicyWorld:
         by_name = {t.name: t for t in tiers}
         by_name.setdefault("default", Tier("default"))
-        grouped: dict[str, list[Policy]] = {}
+        grouped: dict[tuple[str, str | None], list[Policy]] = {}
+        named = set()
         for p in policies:
-            grouped.setdefault(p.tier, []).append(p)
+            grouped.setdefault((p.tier, p.namespace), []).append(p)
+            if _uses_named_ports(p):
+                named.add(policy_label(p))
         return cls(
             tiers=tuple(sort_tiers(by_name.values())),
-            policies_by_tier={t: tuple(sort_policies(ps)) for t, ps in grouped.items()},
+            by_scope={k: tuple(sort_policies(ps)) for k, ps in grouped.items()},
             profiles={p.name: p for p in profiles},
+            named=frozenset(named),
         )
+
+    def candidates(self, tier: str, namespace: str | None) -> list[Policy]:
+        """Policies of ``tier`` that may select an endpoint of ``namespace``, in order."""
+        own = self.by_scope.get((tier, namespace), ()) if namespace is not None else ()
+        glob = self.by_scope.get((tier, None), ())
+        if not own or not glob:
+            return list(own or glob)
+        return list(heapq.merge(own, glob, key=_policy_key))
+
+    def program(
+        self, policy: Policy, direction: Direction, own: OwnPorts, use: SetUse
+    ) -> PolicyProgram:
+        label = policy_label(policy)
+        ports_key = tuple(sorted(own.items())) if label in self.named else None
+        key = (label, direction, ports_key)
+        hit = self.cache.get(key)
+        if hit is None:
+            local = SetUse()
+            rules = policy.ingress if direction is Direction.INGRESS else policy.egress
+            prog = compile_rules(label, rules, direction, policy.namespace, own, local)
+            hit = self.cache[key] = (prog, local)
+        use.merge(hit[1])
+        return hit[0]
 
 
 class Hook:
@@ -267,15 +317,12 @@ def build_chain(
     tiers: list[TierProgram] = []
     for tier in world.tiers:
         programs = []
-        for pol in world.policies_by_tier.get(tier.name, ()):
+        for pol in world.candidates(tier.name, ep.namespace):
             if ptype not in pol.effective_types or not _in_hook(pol, hook):
                 continue
             if not applies(pol, ep, ns_labels):
                 continue
-            rules = pol.ingress if direction is Direction.INGRESS else pol.egress
-            programs.append(
-                compile_rules(policy_label(pol), rules, direction, pol.namespace, own, use)
-            )
+            programs.append(world.program(pol, direction, own, use))
         if programs:
             # preDNAT and untracked chains never drop at the end of a tier.
             default = (

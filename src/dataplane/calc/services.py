@@ -49,6 +49,10 @@ class EndpointCategories:
     local: tuple[Backend, ...]
 
 
+def _order(b: Backend) -> tuple[int, int, int]:
+    return (b.address.version, int(b.address), b.port)
+
+
 def _resolve_port(svc_port: ServicePort, eps: EndpointSet) -> int | None:
     for ep_port in eps.ports:
         if ep_port.name == svc_port.name and ep_port.protocol == svc_port.protocol:
@@ -72,9 +76,9 @@ def categorize(svc_port: ServicePort, eps: EndpointSet | None, node: str) -> End
                 ready.append(Backend(addr, port, ep.node, is_local))
             elif ep.is_serving and ep.terminating:
                 fallback.append(Backend(addr, port, ep.node, is_local, terminating=True))
-    cluster = tuple(sorted(ready or fallback))
+    cluster = tuple(sorted(ready or fallback, key=_order))
     local_ready = [b for b in ready if b.local]
-    local = tuple(sorted(local_ready or [b for b in fallback if b.local]))
+    local = tuple(sorted(local_ready or [b for b in fallback if b.local], key=_order))
     return EndpointCategories(cluster, local)
 
 

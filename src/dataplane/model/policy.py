@@ -205,6 +205,21 @@ class Rule(ValueObject):
             yield Problem("protocol", "ICMP with ip_version 6; use ICMPv6")
 
 
+_INGRESS = frozenset({PolicyType.INGRESS})
+_EGRESS = frozenset({PolicyType.EGRESS})
+_BOTH = _INGRESS | _EGRESS
+
+
+def _effective_types(
+    types: frozenset[PolicyType] | None, ingress: bool, egress: bool
+) -> frozenset[PolicyType]:
+    if types is not None:
+        return types
+    if egress and not ingress:
+        return _EGRESS
+    return _BOTH if egress else _INGRESS
+
+
 def _to_types(values: Any) -> Any:
     if values is None:
         return None
@@ -256,13 +271,7 @@ class Policy(ModelObject):
 
     @property
     def effective_types(self) -> frozenset[PolicyType]:
-        if self.types is not None:
-            return self.types
-        if self.egress and not self.ingress:
-            return frozenset({PolicyType.EGRESS})
-        if self.egress:
-            return frozenset({PolicyType.INGRESS, PolicyType.EGRESS})
-        return frozenset({PolicyType.INGRESS})
+        return _effective_types(self.types, bool(self.ingress), bool(self.egress))
 
     def _problems(self) -> Iterator[Problem]:
         yield from check_name("name", self.name)

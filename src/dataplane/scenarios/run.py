@@ -1,0 +1,105 @@
+"""Run scenarios with real packets: a lab, a backend per node, probes, comparisons.
+
+The same :class:`~dataplane.scenarios.types.Scenario` values the reference
+checks are applied here to every node's real data plane, and each probe's
+observation (connected/refused/timeout, who answered, which source the
+server saw) is compared with the expectation.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import attrs
+
+from dataplane.backends.base import Capabilities
+from dataplane.lab.lab import Lab
+from dataplane.lab.results import ProbeResult
+from dataplane.model import DesiredState
+from dataplane.scenarios.cluster import base_objects, cluster_facts
+from dataplane.scenarios.types import Expect, Outcome, Probe, Scenario
+
+PROBE_TIMEOUT = 1.0
+
+
+@attrs.frozen
+class ProbeReport:
+    probe: Probe
+    expect: Expect
+    result: ProbeResult
+    source: str  # "client", "node" or the address the server saw
+
+    @property
+    def ok(self) -> bool:
+        exp = self.expect
+        outcome = {"connected": Outcome.CONNECTED, "refused": Outcome.REFUSED}.get(
+            self.result.outcome, Outcome.TIMEOUT
+        )
+        if outcome is not exp.outcome:
+            return False
+        if exp.backends is not None and self.answered_by not in exp.backends:
+            return False
+        return exp.source is None or exp.source == self.source
+
+    @property
+    def answered_by(self) -> str | None:
+        return self.result.server_pod or self.result.server_node
+
+
+class LabCluster:
+    """One data plane per lab node, all fed the same desired state."""
+
+    def __init__(self, lab: Lab, backend: str, **config: Any) -> None:
+        self.lab = lab
+        self.planes = {
+            name: lab.dataplane(name, backend=backend, resync_period=0, **config).start()
+            for name in lab.nodes
+        }
+        self._routes: set[tuple[str, str]] = set()
+
+    @property
+    def capabilities(self) -> Capabilities:
+        plane = next(iter(self.planes.values()))
+        caps: Capabilities = plane.backend.capabilities
+        return caps
+
+    def apply(self, scenario: Scenario) -> None:
+        objs = [*base_objects(self.lab.plan), *scenario.objects(cluster_facts(self.lab.plan))]
+        state = DesiredState(objs)
+        for dp in self.planes.values():
+            dp.apply(state)
+
+    def probe(self, probe: Probe) -> ProbeReport:
+        if probe.via is not None:
+            dst = self._address(probe.dst)
+            if (probe.src, dst) not in self._routes:
+                self.lab.add_route(probe.src, f"{dst}/32", probe.via)
+                self._routes.add((probe.src, dst))
+        result = self.lab.probe(probe.src, self._address(probe.dst), probe.port,
+                                probe.protocol, PROBE_TIMEOUT)  # type: ignore[arg-type]
+        return ProbeReport(probe, probe.expectation(self.capabilities), result,
+                           self._source(probe, result))
+
+    def run(self, scenario: Scenario) -> list[ProbeReport]:
+        self.apply(scenario)
+        return [self.probe(p) for p in scenario.probes]
+
+    def cleanup(self) -> None:
+        for dp in self.planes.values():
+            dp.cleanup()
+            dp.close()
+
+    def _address(self, ref: str) -> str:
+        try:
+            return str(ipaddress.ip_address(ref))
+        except ValueError:
+            return self.lab.plan.host(ref).ip
+
+    def _source(self, probe: Probe, result: ProbeResult) -> str:
+        client = self.lab.plan.host(probe.src).ip
+        if result.seen_source is None or result.seen_source == client:
+            return "client"
+        if result.seen_source in {n.ip for n in self.lab.plan.nodes}:
+            return "node"
+        return result.seen_source
