@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from dataplane.backends.registry import backend_class
 from dataplane.errors import DataplaneError
-from dataplane.model import Policy, Rule, EntityMatch
+from dataplane.model import EntityMatch, Policy, Rule
 from dataplane.scenarios.cluster import STANDARD_SPEC, reference_plan
 from dataplane.scenarios.reference import ReferenceCluster
 from dataplane.scenarios.types import REFUSED, TIMEOUT, Probe, Scenario, connected
+
+if TYPE_CHECKING:
+    from dataplane.scenarios.run import ProbeReport
 
 VIP = "10.96.0.10"
 WEB = ("default/web-1", "default/web-2")
@@ -28,13 +31,22 @@ def _objects(f: dict[str, str]) -> list[object]:
 
     eps = [Endpoint([f[p]], node="n1" if p.endswith("1") else "n2") for p in WEB]
     return [
-        Service("default", "web", [ServicePort(80, target_port=8080, node_port=30080)],
-                type="NodePort", cluster_ips=[VIP]),
+        Service(
+            "default",
+            "web",
+            [ServicePort(80, target_port=8080, node_port=30080)],
+            type="NodePort",
+            cluster_ips=[VIP],
+        ),
         EndpointSet("default", "web", [EndpointPort(8080)], eps),
         Service("default", "empty", [ServicePort(80)], cluster_ips=["10.96.0.11"]),
         EndpointSet("default", "empty", [EndpointPort(8080)], []),
-        Policy("db-from-cli", "prod", selector='app == "db"',
-               ingress=[Rule("Allow", source=EntityMatch(selector='app == "cli"'))]),
+        Policy(
+            "db-from-cli",
+            "prod",
+            selector='app == "db"',
+            ingress=[Rule("Allow", source=EntityMatch(selector='app == "cli"'))],
+        ),
     ]
 
 
@@ -43,10 +55,20 @@ DEMO = Scenario(
     _objects,  # type: ignore[arg-type]
     (
         Probe("default/cli-1", VIP, 80, connected(*WEB, source="client")),
-        Probe("ext", "n1", 30080, connected(*WEB, source="node"),
-              overrides={"source_ip_preservation": connected(*WEB, source="client")}),
-        Probe("far", "n2", 30080, connected(*WEB, source="node"),
-              overrides={"source_ip_preservation": connected(*WEB, source="client")}),
+        Probe(
+            "ext",
+            "n1",
+            30080,
+            connected(*WEB, source="node"),
+            overrides={"source_ip_preservation": connected(*WEB, source="client")},
+        ),
+        Probe(
+            "far",
+            "n2",
+            30080,
+            connected(*WEB, source="node"),
+            overrides={"source_ip_preservation": connected(*WEB, source="client")},
+        ),
         Probe("default/cli-1", "10.96.0.11", 80, REFUSED),
         Probe("prod/cli-2", "prod/db-1", 8080, connected("prod/db-1")),
         Probe("default/web-1", "prod/db-1", 8080, TIMEOUT),
@@ -94,8 +116,17 @@ def run(backend: str | None = None, out: TextIO = sys.stdout) -> int:
             seen = rep.result.seen_source or "-"
             mark = "ok" if rep.ok else "MISMATCH"
             failures += not rep.ok
-        rows.append([str(probe), exp.outcome.value + (f" ({exp.source})" if exp.source else ""),
-                     ref.outcome.value, observed, answered, seen, mark])
+        rows.append(
+            [
+                str(probe),
+                exp.outcome.value + (f" ({exp.source})" if exp.source else ""),
+                ref.outcome.value,
+                observed,
+                answered,
+                seen,
+                mark,
+            ]
+        )
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     print(f"dataplane demo: backend {chosen or 'none'} ({why})", file=out)
     for row in rows:
@@ -103,13 +134,13 @@ def run(backend: str | None = None, out: TextIO = sys.stdout) -> int:
     return 1 if failures else 0
 
 
-def _lab_reports(backend: str) -> list[object]:
+def _lab_reports(backend: str) -> list[ProbeReport]:
     from dataplane.lab.lab import Lab
     from dataplane.scenarios.run import LabCluster
 
     with Lab(STANDARD_SPEC) as lab:
         cluster = LabCluster(lab, backend)
         try:
-            return list(cluster.run(DEMO))
+            return cluster.run(DEMO)
         finally:
             cluster.cleanup()

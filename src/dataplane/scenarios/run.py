@@ -76,10 +76,13 @@ class LabCluster:
             if (probe.src, dst) not in self._routes:
                 self.lab.add_route(probe.src, f"{dst}/32", probe.via)
                 self._routes.add((probe.src, dst))
-        result = self.lab.probe(probe.src, self._address(probe.dst), probe.port,
-                                probe.protocol, PROBE_TIMEOUT)  # type: ignore[arg-type]
-        return ProbeReport(probe, probe.expectation(self.capabilities), result,
-                           self._source(probe, result))
+        proto: Any = probe.protocol  # validated by the lab
+        result = self.lab.probe(
+            probe.src, self._address(probe.dst), probe.port, proto, PROBE_TIMEOUT
+        )
+        return ProbeReport(
+            probe, probe.expectation(self.capabilities), result, self._source(probe, result)
+        )
 
     def run(self, scenario: Scenario) -> list[ProbeReport]:
         self.apply(scenario)

@@ -75,6 +75,10 @@ class Probe:
         return f"{self.src}->{self.dst}:{self.port}/{self.protocol}"
 
 
+def _to_probes(values: Sequence[Probe]) -> tuple[Probe, ...]:
+    return tuple(values)
+
+
 @attrs.frozen
 class Scenario:
     """A named desired state and the probes that check it.
@@ -87,5 +91,5 @@ class Scenario:
 
     name: str
     objects: Callable[[dict[str, str]], Sequence[StateObject]]
-    probes: tuple[Probe, ...] = attrs.field(converter=tuple)
+    probes: tuple[Probe, ...] = attrs.field(converter=_to_probes)
     requires: tuple[str, ...] = ()

@@ -71,7 +71,7 @@ def test_transaction_with_bad_reference_changes_nothing() -> None:
 
 
 def test_exception_inside_transaction_discards_it() -> None:
-    dp, fake = _dp(resync_period=0)
+    dp, _ = _dp(resync_period=0)
     dp.apply([NODE])
     with pytest.raises(RuntimeError), dp.transaction() as tx:
         tx.upsert(SVC)
