@@ -49,23 +49,49 @@ def build(services: int, workloads: int, policies: int) -> list[StateObject]:
         objs.append(Namespace(f"ns{n}", {"team": f"t{n % 5}"}))
         objs.append(Profile(f"kns.ns{n}", [Rule("Allow")], [Rule("Allow")]))
     for i in range(workloads):
-        objs.append(WorkloadEndpoint(
-            f"ns{i % NAMESPACES}", f"pod{i}", "n1" if i % 2 == 0 else "n2", f"dpw{i:011x}",
-            [pod_ip(i)], labels={"app": f"app{i % 20}", "tier": f"t{i % 3}"},
-            profiles=[f"kns.ns{i % NAMESPACES}"]))
+        objs.append(
+            WorkloadEndpoint(
+                f"ns{i % NAMESPACES}",
+                f"pod{i}",
+                "n1" if i % 2 == 0 else "n2",
+                f"dpw{i:011x}",
+                [pod_ip(i)],
+                labels={"app": f"app{i % 20}", "tier": f"t{i % 3}"},
+                profiles=[f"kns.ns{i % NAMESPACES}"],
+            )
+        )
     for s in range(services):
-        eps = [Endpoint([pod_ip((s * 10 + e) % workloads)],
-                        node="n1" if e % 2 == 0 else "n2") for e in range(10)]
-        objs.append(Service(f"ns{s % NAMESPACES}", f"svc{s}", [ServicePort(80, target_port=8080)],
-                            cluster_ips=[f"10.96.{s >> 8}.{s & 255}"]))
+        eps = [
+            Endpoint([pod_ip((s * 10 + e) % workloads)], node="n1" if e % 2 == 0 else "n2")
+            for e in range(10)
+        ]
+        objs.append(
+            Service(
+                f"ns{s % NAMESPACES}",
+                f"svc{s}",
+                [ServicePort(80, target_port=8080)],
+                cluster_ips=[f"10.96.{s >> 8}.{s & 255}"],
+            )
+        )
         objs.append(EndpointSet(f"ns{s % NAMESPACES}", f"svc{s}", [EndpointPort(8080)], eps))
     for p in range(policies):
-        objs.append(Policy(
-            f"pol{p}", f"ns{p % NAMESPACES}", order=p % 7,
-            selector=f'app == "app{p % 20}"',
-            ingress=[Rule("Allow", "TCP", source=EntityMatch(selector=f'tier == "t{p % 3}"'),
-                          destination=EntityMatch(ports=[8080])),
-                     Rule("Allow", source=EntityMatch(namespace_selector=f'team == "t{p % 5}"'))]))
+        objs.append(
+            Policy(
+                f"pol{p}",
+                f"ns{p % NAMESPACES}",
+                order=p % 7,
+                selector=f'app == "app{p % 20}"',
+                ingress=[
+                    Rule(
+                        "Allow",
+                        "TCP",
+                        source=EntityMatch(selector=f'tier == "t{p % 3}"'),
+                        destination=EntityMatch(ports=[8080]),
+                    ),
+                    Rule("Allow", source=EntityMatch(namespace_selector=f'team == "t{p % 5}"')),
+                ],
+            )
+        )
     return objs
 
 
@@ -95,27 +121,38 @@ def main() -> None:
     assert isinstance(eps, EndpointSet)
     ep_times = []
     for i in range(20):
-        changed = EndpointSet(eps.namespace, eps.name, eps.ports,
-                              [*eps.endpoints[:-1], Endpoint([pod_ip(i)], node="n2",
-                                                             ready=i % 2 == 0)])
+        changed = EndpointSet(
+            eps.namespace,
+            eps.name,
+            eps.ports,
+            [*eps.endpoints[:-1], Endpoint([pod_ip(i)], node="n2", ready=i % 2 == 0)],
+        )
         state = state.changed([changed])
         ep_times += timed(lambda s=state: compiler.update(s, [eps_key]))
 
     pod = next(o for o in objs if isinstance(o, WorkloadEndpoint) and o.node == "n1")
     label_times = []
     for i in range(20):
-        relabeled = WorkloadEndpoint(pod.namespace, pod.name, pod.node, pod.interface,
-                                     pod.addresses, labels={"app": f"app{i % 20}",
-                                                            "tier": f"t{i % 3}"},
-                                     profiles=pod.profiles)
+        relabeled = WorkloadEndpoint(
+            pod.namespace,
+            pod.name,
+            pod.node,
+            pod.interface,
+            pod.addresses,
+            labels={"app": f"app{i % 20}", "tier": f"t{i % 3}"},
+            profiles=pod.profiles,
+        )
         state = state.changed([relabeled])
         label_times += timed(lambda s=state: compiler.update(s, [pod.key]))
 
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result = {
-        "services": args.services, "endpoints_per_service": 10,
-        "workloads": args.workloads, "policies": args.policies,
-        "frontends": len(compiler.ir.frontends), "ip_sets": len(compiler.ir.ip_sets),
+        "services": args.services,
+        "endpoints_per_service": 10,
+        "workloads": args.workloads,
+        "policies": args.policies,
+        "frontends": len(compiler.ir.frontends),
+        "ip_sets": len(compiler.ir.ip_sets),
         "full_compile_s": round(full, 3),
         "endpoint_change_ms_median": round(statistics.median(ep_times) * 1000, 3),
         "label_change_ms_median": round(statistics.median(label_times) * 1000, 3),

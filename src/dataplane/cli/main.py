@@ -25,8 +25,13 @@ def _backend_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default=None, help="fake, iptables, ebpf, windows-hns or auto")
     p.add_argument("--netns", default=None, help="program this network namespace")
     p.add_argument("--node", default=None, help="node name (default: hostname)")
-    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                   help="backend option, e.g. iptables_flavour=legacy")
+    p.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="backend option, e.g. iptables_flavour=legacy",
+    )
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -102,15 +107,26 @@ def cmd_trace(args: argparse.Namespace) -> int:
     cfg = _config(args)
     from dataplane.engine.config import DataplaneConfig
 
-    fake_cfg = DataplaneConfig(backend="fake", node_name=cfg.node_name, resync_period=0,
-                               options={"mimic": args.mimic} if args.mimic else {})
+    fake_cfg = DataplaneConfig(
+        backend="fake",
+        node_name=cfg.node_name,
+        resync_period=0,
+        options={"mimic": args.mimic} if args.mimic else {},
+    )
     state = _state(args.file, cfg.node_name)
     with Dataplane(fake_cfg) as dp:
         dp.apply(state)
         backend = dp.backend
         assert isinstance(backend, FakeBackend)
-        result = backend.trace(Packet(src=args.src, dst=args.dst, protocol=args.protocol,
-                                      dst_port=args.port, ingress_interface=args.interface))
+        result = backend.trace(
+            Packet(
+                src=args.src,
+                dst=args.dst,
+                protocol=args.protocol,
+                dst_port=args.port,
+                ingress_interface=args.interface,
+            )
+        )
     out = {
         "verdict": result.verdict.value,
         "reason": result.reason,
@@ -128,14 +144,21 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     with Dataplane(_config(args)) as dp:
         st = dp.status()
-        _print({
-            "backend": st.backend, "node": st.node, "netns": st.netns,
-            "capabilities": {k: v for k, v in vars(st.capabilities).items()}
-            if hasattr(st.capabilities, "__dict__") else str(st.capabilities),
-            "warnings": list(st.warnings),
-            "installed": {k: len(v) for k, v in dp.backend.dump().items()
-                          if isinstance(v, dict | list)},
-        }, args.output)
+        _print(
+            {
+                "backend": st.backend,
+                "node": st.node,
+                "netns": st.netns,
+                "capabilities": {k: v for k, v in vars(st.capabilities).items()}
+                if hasattr(st.capabilities, "__dict__")
+                else str(st.capabilities),
+                "warnings": list(st.warnings),
+                "installed": {
+                    k: len(v) for k, v in dp.backend.dump().items() if isinstance(v, dict | list)
+                },
+            },
+            args.output,
+        )
     return 0
 
 

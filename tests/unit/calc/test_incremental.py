@@ -25,45 +25,77 @@ from dataplane.model import (
     WorkloadEndpoint,
 )
 
-NODES = [Node("n1", ["10.99.0.11"], ["10.100.0.0/24"]), Node("n2", ["10.99.0.12"],
-                                                               ["10.100.1.0/24"])]
+NODES = [
+    Node("n1", ["10.99.0.11"], ["10.100.0.0/24"]),
+    Node("n2", ["10.99.0.12"], ["10.100.1.0/24"]),
+]
 APPS = ["web", "cli", "db"]
 
 
 def _pod(i: int, app: str, node: str) -> WorkloadEndpoint:
-    return WorkloadEndpoint("default", f"p{i}", node, f"dpw{i:011x}",
-                            [f"10.100.{0 if node == 'n1' else 1}.{i + 2}"],
-                            labels={"app": app}, profiles=["kns.default"])
+    return WorkloadEndpoint(
+        "default",
+        f"p{i}",
+        node,
+        f"dpw{i:011x}",
+        [f"10.100.{0 if node == 'n1' else 1}.{i + 2}"],
+        labels={"app": app},
+        profiles=["kns.default"],
+    )
 
 
 def _svc(i: int, pods: list[int], etp: str) -> list[StateObject]:
     eps = [Endpoint([f"10.100.{p % 2}.{p + 2}"], node=f"n{p % 2 + 1}") for p in pods]
     return [
-        Service("default", f"s{i}", [ServicePort(80, node_port=30000 + i)], type="NodePort",
-                cluster_ips=[f"10.96.0.{i + 1}"], external_traffic_policy=etp),
+        Service(
+            "default",
+            f"s{i}",
+            [ServicePort(80, node_port=30000 + i)],
+            type="NodePort",
+            cluster_ips=[f"10.96.0.{i + 1}"],
+            external_traffic_policy=etp,
+        ),
         EndpointSet("default", f"s{i}", [EndpointPort(80)], eps),
     ]
 
 
 def _policy(i: int, app: str, src: str) -> Policy:
-    return Policy(f"pol{i}", "default", selector=f'app == "{app}"',
-                  ingress=[Rule("Allow", source=EntityMatch(selector=f'app == "{src}"'))])
+    return Policy(
+        f"pol{i}",
+        "default",
+        selector=f'app == "{app}"',
+        ingress=[Rule("Allow", source=EntityMatch(selector=f'app == "{src}"'))],
+    )
 
 
 objects = st.one_of(
     st.builds(_pod, st.integers(0, 5), st.sampled_from(APPS), st.sampled_from(["n1", "n2"])),
-    st.builds(lambda i, pods, etp: _svc(i, pods, etp)[0], st.integers(0, 3),
-              st.just([]), st.sampled_from(["Cluster", "Local"])),
-    st.builds(lambda i, pods: _svc(i, pods, "Cluster")[1], st.integers(0, 3),
-              st.lists(st.integers(0, 5), max_size=3, unique=True)),
+    st.builds(
+        lambda i, pods, etp: _svc(i, pods, etp)[0],
+        st.integers(0, 3),
+        st.just([]),
+        st.sampled_from(["Cluster", "Local"]),
+    ),
+    st.builds(
+        lambda i, pods: _svc(i, pods, "Cluster")[1],
+        st.integers(0, 3),
+        st.lists(st.integers(0, 5), max_size=3, unique=True),
+    ),
     st.builds(_policy, st.integers(0, 3), st.sampled_from(APPS), st.sampled_from(APPS)),
     st.builds(lambda team: Namespace("default", {"team": team}), st.sampled_from("ab")),
 )
 
 
 def _comparable(ir: DataplaneIR) -> tuple[object, ...]:
-    return (ir.settings, dict(ir.frontends), dict(ir.health_checks), dict(ir.ip_sets),
-            dict(ir.workloads), dict(ir.hosts), dict(ir.remote_nodes))
+    return (
+        ir.settings,
+        dict(ir.frontends),
+        dict(ir.health_checks),
+        dict(ir.ip_sets),
+        dict(ir.workloads),
+        dict(ir.hosts),
+        dict(ir.remote_nodes),
+    )
 
 
 BASE: list[StateObject] = [*NODES, Profile("kns.default", [Rule("Allow")], [Rule("Allow")])]
