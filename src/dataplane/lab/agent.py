@@ -15,7 +15,6 @@ Stdlib only.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import os
@@ -88,21 +87,16 @@ class Agent:
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="dataplane.lab.agent")
-    parser.add_argument("--host", required=True)
-    parser.add_argument("--node")
-    parser.add_argument("--pod")
-    parser.add_argument("--serve", action="append", default=[], metavar="PROTO:PORT")
-    args = parser.parse_args(argv)
-
-    server = EchoServer({"host": args.host, "node": args.node, "pod": args.pod})
+    """``argv[0]`` is JSON: ``{"host": key, "node": ..., "pod": ..., "serve": [[proto, port]]}``
+    (JSON rather than options: it is parsed with a module the helper loads anyway)."""
+    config = json.loads(argv[0])
+    server = EchoServer({"host": config["host"], "node": config["node"], "pod": config["pod"]})
     skipped = []
-    for item in args.serve:
-        proto, port = item.split(":")
+    for proto, port in config["serve"]:
         if proto == "sctp" and not sctp_supported():
-            skipped.append(item)
+            skipped.append(f"{proto}:{port}")
             continue
-        server.listen(proto, int(port))
+        server.listen(proto, port)
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
     agent = Agent(server, sys.stdout.buffer)

@@ -79,25 +79,24 @@ class AgentPool:
         self._selector = selectors.DefaultSelector()
         self._replies: dict[tuple[str, int], dict[str, Any]] = {}
 
-    def start(self, launches: Sequence[Launch], timeout: float = 20.0) -> None:
-        """Start all helpers at once and wait until each has bound its echo ports."""
-        started = []
+    def launch(self, launches: Sequence[Launch]) -> None:
+        """Start all helpers; they boot in parallel with whatever the caller does next."""
         for launch in launches:
             helper = _Helper(launch)
             self._helpers[launch.key] = helper
             os.set_blocking(helper.stdout.fileno(), False)
             self._selector.register(helper.stdout, selectors.EVENT_READ, helper)
-            started.append(helper)
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        """Wait until every helper has bound its echo ports and said so."""
         deadline = time.monotonic() + timeout
-        for helper in started:
-            helper.hello = self._wait(helper, 0, deadline)["result"]
+        for helper in self._helpers.values():
+            if not helper.hello:
+                helper.hello = self._wait(helper, 0, deadline)["result"]
 
     def hello(self, key: str) -> dict[str, Any]:
         """What the helper of ``key`` announced when it became ready."""
         return self._helpers[key].hello
-
-    def pids(self) -> list[int]:
-        return [h.process.pid for h in self._helpers.values()]
 
     def call(self, call: Call, timeout: float = 10.0) -> Any:
         return self.call_many([call], timeout)[0]

@@ -1,15 +1,17 @@
 """Program a :class:`LabPlan` into namespaces with pyroute2: links, addresses, routes.
 
-Every netlink socket here is opened *inside* a lab namespace
-(``IPRoute(netns=..., flags=0)``: it fails rather than create a namespace by
-accident), and every veth is created in one lab namespace with its peer born
-directly in another (``peer={"net_ns_fd": ...}``), so no interface ever
-exists in the machine's root namespace, not even for a moment.  One socket
-per namespace is opened once and reused for the whole build.
+Every netlink socket here is opened *inside* a lab namespace (by
+:func:`netns.create_all`, or ``IPRoute(netns=..., flags=0)``, which fails
+rather than create a namespace by accident), and every veth is created in one
+lab namespace with its peer born directly in another
+(``peer={"net_ns_fd": ...}``), so no interface ever exists in the machine's
+root namespace, not even for a moment.  One socket per namespace serves the
+whole build.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -20,16 +22,27 @@ from dataplane.lab.plan import ClientInfo, LabPlan, NodeInfo, PodInfo
 
 _SCOPE_LINK = 253
 _NUD_PERMANENT = 0x80
+_LOOPBACK_INDEX = 1  # the kernel gives every namespace's lo ifindex 1
 
 IPRoute = Any  # pyroute2.IPRoute: untyped
 
 
 @contextmanager
-def _sockets(names: list[str]) -> Iterator[dict[str, IPRoute]]:
+def _sockets(fds: Mapping[str, int]) -> Iterator[dict[str, IPRoute]]:
+    """Wrap netlink socket fds (one per namespace) in pyroute2 ``IPRoute`` objects,
+    which own and close them."""
     from pyroute2 import IPRoute as _IPRoute
 
+    pending = dict(fds)
     with ExitStack() as stack:
-        yield {name: stack.enter_context(_IPRoute(netns=name, flags=0)) for name in names}
+        sockets = {}
+        try:
+            for name in list(pending):
+                sockets[name] = stack.enter_context(_IPRoute(fileno=pending.pop(name)))
+        finally:
+            for fd in pending.values():
+                os.close(fd)
+        yield sockets
 
 
 def _index(ipr: IPRoute, ifname: str) -> int:
@@ -103,18 +116,28 @@ def _fabric_routes(plan: LabPlan, exclude: NodeInfo | None = None) -> dict[str, 
     return routes
 
 
-def build(plan: LabPlan) -> None:
-    """Create every namespace of ``plan`` and wire it up.
+def create_namespaces(plan: LabPlan) -> dict[str, int]:
+    """Create every namespace of ``plan``; return a netlink socket fd for each, for
+    :func:`wire`.  Helpers can be started as soon as this returns."""
+    return netns.create_all(plan.namespaces())
+
+
+def release(sockets: Mapping[str, int]) -> None:
+    """Close the sockets of :func:`create_namespaces` when :func:`wire` will not run."""
+    for fd in sockets.values():
+        os.close(fd)
+
+
+def wire(plan: LabPlan, sockets: Mapping[str, int]) -> None:
+    """Build links, addresses, routes and sysctls into the namespaces of ``plan``,
+    through ``sockets`` (from :func:`create_namespaces`, consumed and closed).
 
     On failure, whatever was created stays for the caller's teardown, which
     removes the plan's namespaces whether or not they exist.
     """
-    names = plan.namespaces()
-    for name in names:
-        netns.create(name)
-    with _sockets(names) as ipr:
+    with _sockets(sockets) as ipr:
         for sock in ipr.values():
-            sock.link("set", index=_index(sock, "lo"), state="up")
+            sock.link("set", index=_LOOPBACK_INDEX, state="up")
         fabric = ipr[plan.fabric_netns]
         fabric_bridge = _bridge(fabric)
         fabric_plen = addressing.FABRIC_CIDR.prefixlen
@@ -200,5 +223,7 @@ def _forwarding(node: NodeInfo) -> dict[str, str]:
 
 def add_route(name: str, dst: str, gateway: str) -> None:
     """Add a route inside lab namespace ``name`` (e.g. service VIPs towards a node)."""
-    with _sockets([name]) as ipr:
-        _routes(ipr[name], {dst: gateway})
+    from pyroute2 import IPRoute as _IPRoute
+
+    with _IPRoute(netns=name, flags=0) as ipr:
+        _routes(ipr, {dst: gateway})

@@ -19,8 +19,13 @@ BPF_PIN_DIR = Path("/sys/fs/bpf/dataplane")
 """Backends pin under ``<BPF_PIN_DIR>/<instance>``; the lab uses its prefix as instance."""
 
 
+def all_lab_namespaces() -> list[str]:
+    """Namespaces of every lab on the machine, whatever the prefix."""
+    return [n for n in netns.names() if naming.prefix_of_netns(n) is not None]
+
+
 def lab_namespaces(prefix: str) -> list[str]:
-    return [n for n in netns.lab_namespaces() if naming.prefix_of_netns(n) == prefix]
+    return [n for n in netns.names() if naming.prefix_of_netns(n) == prefix]
 
 
 def remove_pins(prefix: str) -> None:
@@ -44,7 +49,7 @@ def remove_lab(prefix: str, namespaces: Iterable[str] = ()) -> None:
 def known_prefixes() -> set[str]:
     """Prefixes with a state file, a namespace or a pin."""
     prefixes = {s.prefix for s in state.all_states()}
-    prefixes |= {p for n in netns.lab_namespaces() if (p := naming.prefix_of_netns(n))}
+    prefixes |= {p for n in netns.names() if (p := naming.prefix_of_netns(n))}
     if BPF_PIN_DIR.is_dir():
         prefixes |= {p.name[:8] for p in BPF_PIN_DIR.iterdir() if naming.is_prefix(p.name[:8])}
     return prefixes

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from dataplane.lab import cleanup, netns, state
+from dataplane.lab import cleanup, state
 from dataplane.lab.lab import Lab
 from dataplane.lab.spec import LabSpec
 
@@ -78,7 +78,7 @@ def _status(args: argparse.Namespace) -> int:
 
 def _clean(args: argparse.Namespace) -> int:
     removed = cleanup.clean(args.prefix or None, include_live=args.all)
-    print(json.dumps({"removed": removed, "remaining": netns.lab_namespaces()}))
+    print(json.dumps({"removed": removed, "remaining": cleanup.all_lab_namespaces()}))
     return 0
 
 

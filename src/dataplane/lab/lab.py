@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import importlib
 import ipaddress
+import json
 import logging
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
@@ -58,12 +59,21 @@ class Lab:
         reason = netns.unavailable_reason()
         if reason:
             raise LabError(reason)
+        if state.read(self.prefix) is not None or cleanup.lab_namespaces(self.prefix):
+            raise LabError(f"prefix {self.prefix} is in use on this machine")
         self._status = "starting"
         guard.track(self)
         try:
             state.write(state.owned_by_me(self.prefix, self.plan.namespaces(), self.spec.to_dict()))
-            build.build(self.plan)
-            self._agents.start([self._launch(host) for host in self.plan.hosts()])
+            sockets = build.create_namespaces(self.plan)
+            # helpers boot (bind 0.0.0.0 needs no addresses) while the links are wired
+            try:
+                self._agents.launch([self._launch(host) for host in self.plan.hosts()])
+            except BaseException:
+                build.release(sockets)
+                raise
+            build.wire(self.plan, sockets)
+            self._agents.wait_ready()
         except BaseException:
             self.close()
             raise
@@ -74,7 +84,9 @@ class Lab:
         """Remove everything the lab made.  Idempotent; safe after a failed start."""
         if self._status in ("closed", "detached"):
             return
-        self._status = "closed"
+        never_started, self._status = self._status == "new", "closed"
+        if never_started:
+            return  # nothing is ours: the prefix may even be another lab's
         guard.untrack(self)
         try:
             for dataplane in self._dataplanes:
@@ -115,13 +127,16 @@ class Lab:
             raise LabError(f"lab {self.prefix} is {self._status}, not running")
 
     def _launch(self, host: Host) -> Launch:
-        args = ["--host", host.key]
-        if isinstance(host, NodeInfo):
-            args += ["--node", host.name]
-        elif isinstance(host, PodInfo):
-            args += ["--node", host.node, "--pod", host.key]
-        for port in host.ports:
-            args += ["--serve", f"{port.protocol.lower()}:{port.port}"]
+        node = host.name if isinstance(host, NodeInfo) else None
+        if isinstance(host, PodInfo):
+            node = host.node
+        config = {
+            "host": host.key,
+            "node": node,
+            "pod": host.key if isinstance(host, PodInfo) else None,
+            "serve": [[port.protocol.lower(), port.port] for port in host.ports],
+        }
+        args = [json.dumps(config)]
         return Launch(
             key=host.key,
             argv=netns.python_argv(host.netns, "dataplane.lab.agent", args, die_with_parent=True),
@@ -268,9 +283,15 @@ class Lab:
 
     def dataplane(self, node_name: str, backend: str = "fake", **config: Any) -> Any:
         """A ``dataplane.Dataplane`` for ``node_name``, working inside that node's
-        namespace; closed (if it has ``close()``) when the lab closes."""
+        namespace; closed (if it has ``close()``) when the lab closes.
+
+        Unless ``instance`` is given it is ``<prefix>-n<index>``, so the instance's
+        pins land under ``/sys/fs/bpf/dataplane/<prefix>*``, where teardown and
+        ``dataplane lab clean`` find them.
+        """
         self._require_running()
         node = self.nodes[node_name]
+        config.setdefault("instance", f"{self.prefix}-n{node.index}")
         package: Any = importlib.import_module("dataplane")
         instance = package.Dataplane(
             package.DataplaneConfig(

@@ -1,43 +1,45 @@
 """The only module that creates, enters or removes network namespaces.
 
-Everything here is stdlib-only at import time on purpose: helper processes
-(:mod:`dataplane.lab.agent`) import it to enter their namespace, and they must
-start in tens of milliseconds, not pay for pyroute2.  Namespaces are the
-``ip netns`` kind (bind mounts under ``/run/netns``) so that ``ip netns
-exec`` works on a running lab for debugging.
+Namespaces are the ``ip netns`` kind (bind mounts under ``/run/netns``) so
+``ip netns exec`` works on a running lab for debugging.  Everything here is
+stdlib-only and light at import time on purpose: helper processes
+(:mod:`dataplane.lab.agent`) import it to enter their namespace and must
+start in milliseconds.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import errno
 import os
 import runpy
 import signal
+import socket
 import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from dataplane.lab import naming
-
-NETNS_DIR = Path("/run/netns")
+NETNS_DIR = "/run/netns"
 _CLONE_NEWNET = 0x40000000
+_MS_BIND = 4096
+_MS_REC = 16384
+_MS_SHARED = 1 << 20
 _MNT_DETACH = 2
 _PR_SET_PDEATHSIG = 1
-_LAB_PACKAGE_DIR = Path(__file__).resolve().parent
+_NETLINK_ROUTE = 0
+_LAB_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _libc = ctypes.CDLL(None, use_errno=True)
 
-# Run in a fresh interpreter by path-less bootstrap: the two parent packages are
-# stubbed so that neither ``dataplane/__init__.py`` nor ``dataplane/lab/__init__.py``
-# (and whatever they import) runs in helper processes.  The helpers then start fast
-# and keep working while the rest of the package is being edited.
+# Helpers run in a fresh interpreter through this bootstrap: the two parent
+# packages are stubbed so that neither ``dataplane/__init__.py`` nor
+# ``dataplane/lab/__init__.py`` (and whatever they import) runs in helper
+# processes.  They start fast and keep working while the rest of the package
+# is being edited.
 _BOOTSTRAP = f"""\
 import sys, types
-for name, path in (("dataplane", {str(_LAB_PACKAGE_DIR.parent)!r}),
-                   ("dataplane.lab", {str(_LAB_PACKAGE_DIR)!r})):
+for name, path in (("dataplane", {os.path.dirname(_LAB_PACKAGE_DIR)!r}),
+                   ("dataplane.lab", {_LAB_PACKAGE_DIR!r})):
     module = types.ModuleType(name)
     module.__path__ = [path]
     sys.modules[name] = module
@@ -55,79 +57,119 @@ def unavailable_reason() -> str | None:
     return None
 
 
-def path(name: str) -> Path:
-    return NETNS_DIR / name
+def path(name: str) -> str:
+    return os.path.join(NETNS_DIR, name)
 
 
-def exists(name: str) -> bool:
-    return path(name).exists()
-
-
-def create(name: str) -> None:
-    """Create a named namespace (what ``ip netns add`` does); fails if it exists."""
-    from pyroute2 import netns as pyroute2_netns
-
-    if exists(name):
-        raise FileExistsError(errno.EEXIST, "network namespace exists", name)
-    pyroute2_netns.create(name)
-
-
-def remove(name: str) -> None:
-    """Drop the namespace's name; the kernel frees it once no process or fd holds it."""
-    target = str(path(name)).encode()
-    _libc.umount2(target, _MNT_DETACH)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(target)
-
-
-def lab_namespaces() -> list[str]:
-    """Names of every namespace that belongs to some lab (any prefix of the family)."""
+def names() -> list[str]:
+    """Every named namespace on the machine (lab or not)."""
     try:
-        names = os.listdir(NETNS_DIR)
+        return sorted(os.listdir(NETNS_DIR))
     except FileNotFoundError:
         return []
-    return sorted(n for n in names if naming.prefix_of_netns(n) is not None)
 
 
-def enter(name: str) -> None:
-    """Move the calling *thread* into namespace ``name`` (the process, if single-threaded)."""
-    fd = os.open(path(name), os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        if _libc.setns(fd, _CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"setns into {name}: {os.strerror(err)}")
-    finally:
-        os.close(fd)
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
-def write_sysctls(name: str, values: Mapping[str, str]) -> None:
-    """Write ``/proc/sys/<key>`` values inside namespace ``name``.
+def _in_thread(work: Callable[[], None], name: str) -> None:
+    """Run ``work`` in a short-lived thread and re-raise its exception here.
 
-    ``/proc/sys/net`` shows the namespace of the thread that opens it, so a
-    short-lived thread enters the namespace, writes and ends: the caller's own
-    threads (and so the root namespace's sysctls) are never touched.
+    Namespace switches (``setns``, ``unshare``) apply to the calling thread
+    only, so doing them in a thread that then ends leaves every other thread of
+    this process, and so the root namespace, untouched.
     """
     errors: list[BaseException] = []
 
-    def write() -> None:
+    def run() -> None:
         try:
-            enter(name)
-            for key, value in values.items():
-                Path("/proc/sys", key.replace(".", "/")).write_text(value)
+            work()
         except BaseException as exc:
             errors.append(exc)
 
-    thread = threading.Thread(target=write, name=f"sysctl-{name}")
+    thread = threading.Thread(target=run, name=name)
     thread.start()
     thread.join()
     if errors:
         raise errors[0]
 
 
-def pids_in(names: Iterable[str]) -> list[int]:
-    """Every process (but this one) whose network namespace is one of ``names``."""
+def _prepare_netns_dir() -> None:
+    """Make /run/netns a shared mount, as ``ip netns add`` does, so the bind
+    mounts below show up in every mount namespace."""
+    os.makedirs(NETNS_DIR, exist_ok=True)
+    target = NETNS_DIR.encode()
+    if _libc.mount(b"", target, b"none", _MS_SHARED | _MS_REC, None) != 0:
+        _check(_libc.mount(target, target, b"none", _MS_BIND | _MS_REC, None), "bind /run/netns")
+        _check(_libc.mount(b"", target, b"none", _MS_SHARED | _MS_REC, None), "share /run/netns")
+
+
+def create_all(new: Sequence[str]) -> dict[str, int]:
+    """Create the namespaces ``new`` and open a netlink route socket in each.
+
+    Returns the socket fds by name (the caller owns them).  One thread does
+    it all: ``unshare(CLONE_NEWNET)`` gives that thread a fresh namespace,
+    which is bind-mounted under its name and gets its socket, and so on: no
+    process is forked per namespace.  On failure, the namespaces created so
+    far stay for the caller's teardown and the sockets are closed.
+    """
+    sockets: dict[str, int] = {}
+
+    def work() -> None:
+        _prepare_netns_dir()
+        for name in new:
+            os.close(os.open(path(name), os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
+            _check(_libc.unshare(_CLONE_NEWNET), f"unshare for {name}")
+            source = b"/proc/thread-self/ns/net"
+            _check(_libc.mount(source, path(name).encode(), b"none", _MS_BIND, None), name)
+            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_ROUTE)
+            sockets[name] = sock.detach()
+
+    try:
+        _in_thread(work, "netns-create")
+    except BaseException:
+        for fd in sockets.values():
+            os.close(fd)
+        raise
+    return sockets
+
+
+def remove(name: str) -> None:
+    """Drop the namespace's name; the kernel frees it once no process or fd holds it."""
+    _libc.umount2(path(name).encode(), _MNT_DETACH)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path(name))
+
+
+def enter(name: str) -> None:
+    """Move the calling *thread* into namespace ``name`` (the process, if single-threaded)."""
+    fd = os.open(path(name), os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _check(_libc.setns(fd, _CLONE_NEWNET), f"setns into {name}")
+    finally:
+        os.close(fd)
+
+
+def write_sysctls(name: str, values: Mapping[str, str]) -> None:
+    """Write ``/proc/sys/<key>`` values inside namespace ``name`` (``/proc/sys/net``
+    shows the namespace of the thread that opens it)."""
+
+    def work() -> None:
+        enter(name)
+        for key, value in values.items():
+            with open(os.path.join("/proc/sys", key.replace(".", "/")), "w") as file:
+                file.write(value)
+
+    _in_thread(work, f"sysctl-{name}")
+
+
+def pids_in(namespaces: Iterable[str]) -> list[int]:
+    """Every process (but this one) whose network namespace is one of ``namespaces``."""
     wanted: set[tuple[int, int]] = set()
-    for name in names:
+    for name in namespaces:
         try:
             st = os.stat(path(name))
         except FileNotFoundError:
@@ -152,11 +194,9 @@ def kill(pids: Iterable[int], timeout: float = 3.0) -> None:
     """SIGKILL ``pids`` and wait until they are gone (or zombies left for their parent)."""
     pending = set()
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
             pending.add(pid)
-        except ProcessLookupError:
-            pass
     deadline = time.monotonic() + timeout
     while pending and time.monotonic() < deadline:
         pending = {pid for pid in pending if _running(pid)}
@@ -166,7 +206,8 @@ def kill(pids: Iterable[int], timeout: float = 3.0) -> None:
 
 def _running(pid: int) -> bool:
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        with open(f"/proc/{pid}/stat") as file:
+            stat = file.read()
     except OSError:
         return False
     return stat.rpartition(")")[2].split()[0] != "Z"

@@ -76,10 +76,9 @@ def write(state: LabState) -> None:
 
 def read(prefix: str) -> LabState | None:
     try:
-        data = json.loads(path(prefix).read_text())
-    except (OSError, ValueError):
-        return None
-    return LabState(**data)
+        return LabState(**json.loads(path(prefix).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None  # missing, half-written or from another version: treat as no owner
 
 
 def all_states() -> list[LabState]:
