@@ -185,10 +185,12 @@ class Dataplane:
                 delay = min(cfg.retry_max, cfg.retry_initial * 2 ** (self._failures - 1))
             else:
                 delay = cfg.resync_period
-            self._wake.wait(delay)
+            woken = self._wake.wait(delay)
             self._wake.clear()
             if self._stop.is_set():
                 return
+            if woken:
+                continue  # a failure or close() woke us: recompute the delay (backoff)
             with self._lock:
                 due = self._last_full is None or (
                     time.monotonic() - self._last_full >= cfg.resync_period
