@@ -54,7 +54,8 @@ class Probe:
     give an address. ``via`` names the node an external client's packet is
     routed to (for service VIPs that are not node addresses). ``overrides``
     change the expectation for backends with a capability (e.g.
-    ``{"source_ip_preservation": connected(source="client")}``).
+    ``{"source_ip_preservation": connected(source="client")}``) or without one
+    (``{"!reject": TIMEOUT}``).
     """
 
     src: str
@@ -66,8 +67,11 @@ class Probe:
     overrides: dict[str, Expect] = attrs.field(factory=dict)
 
     def expectation(self, caps: Capabilities) -> Expect:
+        """The expectation for a backend with ``caps``: the first override whose
+        capability it has (``"dsr"``) or lacks (``"!reject"``) wins."""
         for cap, exp in self.overrides.items():
-            if getattr(caps, cap):
+            wanted = not cap.startswith("!")
+            if bool(getattr(caps, cap.lstrip("!"))) == wanted:
                 return exp
         return self.expect
 
