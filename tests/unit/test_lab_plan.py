@@ -19,13 +19,14 @@ from dataplane.lab.spec import (
     PortSpec,
     SpecError,
 )
+from dataplane.model.naming import workload_interface_name
 
 
 def test_workload_interface_name_is_dpw_plus_sha1_and_fits_ifnamsiz() -> None:
-    name = naming.workload_interface_name("default", "web-0")
+    name = workload_interface_name("default", "web-0")
     assert name == "dpw" + hashlib.sha1(b"default/web-0").hexdigest()[:11]
     assert len(name) <= 15
-    assert naming.workload_interface_name("a", "b-c") != naming.workload_interface_name("a-b", "c")
+    assert workload_interface_name("a", "b-c") != workload_interface_name("a-b", "c")
 
 
 def test_prefixes_are_unique_and_recognised() -> None:
@@ -133,7 +134,7 @@ def test_plan_assigns_names_and_addresses() -> None:
     pod = plan.host("default/pod-1-0")
     assert isinstance(pod, PodInfo)
     assert pod.ip == "10.100.1.2"
-    assert pod.interface == naming.workload_interface_name("default", "pod-1-0")
+    assert pod.interface == workload_interface_name("default", "pod-1-0")
     assert node1.pod_interfaces == (pod.interface, plan.host("pod-1-1").interface)  # type: ignore[union-attr]
     remote = plan.host("remote-0")
     assert isinstance(remote, ClientInfo)
@@ -172,7 +173,7 @@ def test_describe_renders_kubernetes_objects() -> None:
     }
     web = objects[4]
     assert web["metadata"]["labels"] == {"app": "web"}
-    assert web["metadata"]["annotations"][INTERFACE_ANNOTATION] == naming.workload_interface_name(
+    assert web["metadata"]["annotations"][INTERFACE_ANNOTATION] == workload_interface_name(
         "prod", "web"
     )
     assert web["spec"]["nodeName"] == "a"

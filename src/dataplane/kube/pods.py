@@ -18,8 +18,8 @@ from typing import Any
 from dataplane.kube._fields import Doc, FieldMap, Skip
 from dataplane.kube.cluster import namespace_profile
 from dataplane.kube.services import SERVICE_PROTOCOLS
-from dataplane.lab.naming import workload_interface_name
 from dataplane.model import NamedPort, WorkloadEndpoint
+from dataplane.model.naming import workload_interface_name
 from dataplane.selector import NAMESPACE_LABEL
 
 INTERFACE_ANNOTATION = "dataplane.io/interface"

@@ -6,7 +6,6 @@ See ``docs/lab.md`` for the topology, the address plan and the safety rules.
 from dataplane.lab.errors import LabError
 from dataplane.lab.handles import Capture, Connection
 from dataplane.lab.lab import Lab
-from dataplane.lab.naming import workload_interface_name
 from dataplane.lab.plan import ClientInfo, LabPlan, NodeInfo, PodInfo, RouterInfo
 from dataplane.lab.results import (
     CapturedPacket,
@@ -15,6 +14,7 @@ from dataplane.lab.results import (
     ProbeResult,
 )
 from dataplane.lab.spec import ClientSpec, LabSpec, NodeSpec, PodSpec, PortSpec, SpecError
+from dataplane.model.naming import workload_interface_name
 
 __all__ = [
     "Capture",

@@ -8,7 +8,6 @@ inside lab namespaces only and stay within the kernel's 15-character limit.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 
@@ -44,17 +43,6 @@ def prefix_of_netns(netns: str) -> str | None:
 def netns_name(prefix: str, role: str, name: str = "") -> str:
     """Name a lab namespace: ``<prefix>-<role>[-<name>]``."""
     return f"{prefix}-{role}-{name}" if name else f"{prefix}-{role}"
-
-
-def workload_interface_name(namespace: str, pod: str) -> str:
-    """Name the host-side veth of a pod: ``dpw`` + 11 hex chars of sha1("namespace/pod").
-
-    The name is a pure function of the pod's identity so an agent (or a
-    backend) can find a pod's interface without asking the lab.  14 characters
-    fit IFNAMSIZ; 44 bits of hash make collisions on one node negligible.
-    """
-    digest = hashlib.sha1(f"{namespace}/{pod}".encode(), usedforsecurity=False).hexdigest()
-    return "dpw" + digest[:11]
 
 
 def bridge_port_name(kind: str, index: int) -> str:

@@ -13,6 +13,7 @@ import attrs
 
 from dataplane.lab import addressing, naming
 from dataplane.lab.spec import ROUTER_HOST, LabSpec, PortSpec
+from dataplane.model.naming import workload_interface_name
 
 
 @attrs.frozen
@@ -151,7 +152,7 @@ def make_plan(spec: LabSpec, prefix: str) -> LabPlan:
                     node=node.name,
                     netns=naming.netns_name(prefix, "pod", f"{pod.namespace}_{pod.name}"),
                     ip=addressing.pod_ip(i, j),
-                    interface=naming.workload_interface_name(pod.namespace, pod.name),
+                    interface=workload_interface_name(pod.namespace, pod.name),
                     labels=pod.labels,
                     ports=pod.ports,
                 )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 
 from dataplane import kube
-from dataplane.lab.naming import workload_interface_name
 from dataplane.model import (
     Action,
     NamedPort,
@@ -16,6 +15,7 @@ from dataplane.model import (
     Rule,
     WorkloadEndpoint,
 )
+from dataplane.model.naming import workload_interface_name
 
 ip = ipaddress.ip_address
 
