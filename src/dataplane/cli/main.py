@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from dataplane.errors import DataplaneError, ValidationError
 
 EXIT_BAD_INPUT = 2
@@ -149,9 +151,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 "backend": st.backend,
                 "node": st.node,
                 "netns": st.netns,
-                "capabilities": {k: v for k, v in vars(st.capabilities).items()}
-                if hasattr(st.capabilities, "__dict__")
-                else str(st.capabilities),
+                "capabilities": attrs.asdict(st.capabilities),
                 "warnings": list(st.warnings),
                 "installed": {
                     k: len(v) for k, v in dp.backend.dump().items() if isinstance(v, dict | list)
