@@ -1,0 +1,271 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The dataplane TC programs: service NAT (kube-proxy replacement) at the
+ * node's edges.
+ *
+ *   dp_from_wep  workload veth (host side), TC ingress: packets from a pod
+ *   dp_to_wep    workload veth (host side), TC egress:  packets to a pod
+ *   dp_from_hep  host uplink, TC ingress: packets from the network
+ *   dp_to_hep    host uplink, TC egress:  packets the host sends out
+ *   dp_from_tun  the instance's VXLAN device, TC ingress: NodePort traffic
+ *                forwarded by, or replies returned to, another node
+ *
+ * Translation happens where a packet enters the node (before routing), so
+ * the kernel routes by the translated address; only packets the stack
+ * cannot route correctly (decapsulated, or host-originated past routing) are
+ * redirected by these programs.  No GPL-only helper is used, so the
+ * license below is the project's own.  Only DNAT and its reverse: the backend sees
+ * the client's own address.
+ *
+ * Policy (part 2) plugs in at dp_policy(): per-endpoint rule programs will be
+ * tail-called from there, indexed through dp_ifstate.
+ */
+#include "dp_conntrack.h"
+#include "dp_forward.h"
+#include "dp_nat.h"
+#include "dp_reject.h"
+
+#define DP_HOOK_FROM_WEP 1
+#define DP_HOOK_FROM_HEP 2
+#define DP_HOOK_TO_HEP 3
+#define DP_HOOK_FROM_TUN 4
+
+/* The policy hook point: every program passes its packets through here
+ * before they are handed on.  Part 1 has no policy, so it allows. */
+static __always_inline int dp_policy(struct __sk_buff *skb, __u32 hook)
+{
+	(void)skb;
+	(void)hook;
+	return TC_ACT_OK;
+}
+
+/* Hand a translated packet on.  Replies leave through the interface the
+ * client's packets came in by (recorded in the REV entry): after reverse NAT
+ * their source may be this node's own address, which the stack would drop as
+ * martian.  Otherwise the stack routes, except where it cannot (decapsulated
+ * packets; host packets already routed by their old address). */
+static __always_inline int dp_deliver(struct __sk_buff *skb, const struct dp_pkt *p,
+				      const struct dp_ct_value *ct, __u32 hook)
+{
+	int verdict = dp_policy(skb, hook);
+
+	if (verdict != TC_ACT_OK)
+		return verdict;
+	if (ct->type == DP_CT_REV && ct->ifindex)
+		return bpf_redirect_neigh(ct->ifindex, 0, 0, 0);
+	if (hook == DP_HOOK_TO_HEP)
+		return dp_redirect(p, skb->ifindex);
+	if (hook == DP_HOOK_FROM_TUN)
+		return dp_redirect(p, 0);
+	return TC_ACT_OK;
+}
+
+/* Client -> frontend packet of a tracked flow. */
+static __always_inline int dp_forward(struct __sk_buff *skb, struct dp_pkt *p,
+				      const struct dp_ct_value *ct, const struct dp_globals *g,
+				      __u32 hook)
+{
+	__u16 frontend_port = p->dport;
+
+	if (dp_set_addr(skb, p, 1, ct->nat_addr) || dp_set_port(skb, p, 1, ct->nat_port))
+		return TC_ACT_SHOT;
+	if ((ct->flags & DP_CT_F_HAIRPIN) && dp_set_addr(skb, p, 0, ct->alt_addr))
+		return TC_ACT_SHOT;
+	if (ct->flags & DP_CT_F_TUN_OUT) {
+		__u32 vni = frontend_port | ((g->flags & DP_G_DSR) ? DP_VNI_DSR : 0);
+
+		return dp_tunnel_to(skb, g, ct->tun_addr, vni);
+	}
+	return dp_deliver(skb, p, ct, hook);
+}
+
+/* Backend -> client packet of a tracked flow. */
+static __always_inline int dp_reply(struct __sk_buff *skb, struct dp_pkt *p,
+				    const struct dp_ct_value *ct, const struct dp_globals *g,
+				    __u32 hook)
+{
+	if (ct->nat_addr &&
+	    (dp_set_addr(skb, p, 0, ct->nat_addr) || dp_set_port(skb, p, 0, ct->nat_port)))
+		return TC_ACT_SHOT;
+	if ((ct->flags & DP_CT_F_HAIRPIN) &&
+	    (dp_set_addr(skb, p, 1, ct->alt_addr) || dp_set_port(skb, p, 1, ct->alt_port)))
+		return TC_ACT_SHOT;
+	if (ct->flags & DP_CT_F_TUN_BACK)
+		return dp_tunnel_to(skb, g, ct->tun_addr, 0);
+	return dp_deliver(skb, p, ct, hook);
+}
+
+/* First packet towards a frontend: pick a backend, track, translate. */
+static __always_inline int dp_new_flow(struct __sk_buff *skb, struct dp_pkt *p,
+				       const struct dp_globals *g, __u32 hook, __u64 now)
+{
+	struct dp_ct_key fwd_key = {}, rev_key = {};
+	struct dp_ct_value fwd = {}, rev = {}, *winner;
+	struct dp_fe_value *fe;
+	struct dp_be_value be;
+
+	fe = dp_fe_lookup(p);
+	if (!fe)
+		return dp_policy(skb, hook);
+	if ((fe->flags & DP_FE_F_SRC_RANGES) && !dp_src_allowed(fe, p->saddr)) {
+		dp_count(DP_CNT_DROP_SRC_RANGE);
+		return TC_ACT_SHOT;
+	}
+	if (!fe->count) {
+		if (fe->flags & DP_FE_F_DROP_IF_EMPTY) {
+			dp_count(DP_CNT_DROP_NO_BACKEND);
+			return TC_ACT_SHOT;
+		}
+		return dp_reject(skb, p, hook == DP_HOOK_TO_HEP);
+	}
+	if (dp_pick_backend(fe, p, now, &be)) {
+		dp_count(DP_CNT_NAT_MISS);
+		return TC_ACT_SHOT;
+	}
+
+	dp_ct_key_of(p, &fwd_key);
+	fwd.created_ns = fwd.last_seen_ns = now;
+	fwd.type = DP_CT_FWD;
+	fwd.tcp_seen = p->tcp_flags;
+	fwd.nat_addr = be.addr;
+	fwd.nat_port = be.port;
+
+	rev_key.src = be.addr;
+	rev_key.dst = p->saddr;
+	rev_key.sport = be.port;
+	rev_key.dport = p->sport;
+	rev_key.proto = p->proto;
+	rev.created_ns = rev.last_seen_ns = now;
+	rev.type = DP_CT_REV;
+	rev.nat_addr = p->daddr;
+	rev.nat_port = p->dport;
+	/* Host-originated flows: the reply is for the host, the stack delivers it. */
+	rev.ifindex = hook == DP_HOOK_TO_HEP ? 0 : skb->ifindex;
+
+	if (be.addr == p->saddr && (fe->flags & DP_FE_F_HAIRPIN)) {
+		/* A pod reaching itself: it must see the connection come from
+		 * elsewhere, so the source becomes the frontend address. */
+		fwd.flags |= DP_CT_F_HAIRPIN;
+		fwd.alt_addr = p->daddr;
+		rev_key.dst = p->daddr;
+		rev.flags |= DP_CT_F_HAIRPIN;
+		rev.alt_addr = p->saddr;
+		rev.alt_port = p->sport;
+	}
+	if ((be.flags & DP_BE_F_REMOTE) && hook == DP_HOOK_FROM_HEP) {
+		/* From outside to a backend elsewhere: through the tunnel, so
+		 * the client's address survives and the reply can come back. */
+		fwd.flags |= DP_CT_F_TUN_OUT;
+		fwd.tun_addr = be.node_addr;
+	}
+
+	if (dp_ct_create(&fwd_key, &fwd, &rev_key, &rev, &winner))
+		return TC_ACT_SHOT;
+	dp_count(DP_CNT_NAT_NEW);
+	return dp_forward(skb, p, winner ? winner : &fwd, g, hook);
+}
+
+/* A packet from the tunnel that matches no entry: the first packet of a flow
+ * another node forwarded to a backend here.  Track it so the reply goes back
+ * the way the ingress node asked (through it, or straight to the client). */
+static __always_inline int dp_tunnel_in(struct __sk_buff *skb, struct dp_pkt *p, __u64 now)
+{
+	struct bpf_tunnel_key tk = {};
+	struct dp_ct_key fwd_key = {}, rev_key = {};
+	struct dp_ct_value fwd = {}, rev = {}, *winner;
+
+	if (bpf_skb_get_tunnel_key(skb, &tk, offsetof(struct bpf_tunnel_key, local_ipv4), 0))
+		return TC_ACT_SHOT;
+
+	dp_ct_key_of(p, &fwd_key);
+	fwd.created_ns = fwd.last_seen_ns = now;
+	fwd.type = DP_CT_FWD;
+	fwd.flags = DP_CT_F_TUN_IN;
+	fwd.tcp_seen = p->tcp_flags;
+	fwd.nat_addr = p->daddr;
+	fwd.nat_port = p->dport;
+	fwd.tun_addr = bpf_htonl(tk.remote_ipv4);
+
+	rev_key.src = p->daddr;
+	rev_key.dst = p->saddr;
+	rev_key.sport = p->dport;
+	rev_key.dport = p->sport;
+	rev_key.proto = p->proto;
+	rev.created_ns = rev.last_seen_ns = now;
+	rev.type = DP_CT_REV;
+	if (tk.tunnel_id & DP_VNI_DSR) {
+		/* The ingress node's address as the tunnel's outer source is the
+		 * frontend the client used (a NodePort on that node). */
+		rev.flags = DP_CT_F_DSR;
+		rev.nat_addr = fwd.tun_addr;
+		rev.nat_port = tk.tunnel_id & DP_VNI_PORT_MASK;
+	} else {
+		rev.flags = DP_CT_F_TUN_BACK;
+		rev.tun_addr = fwd.tun_addr;
+	}
+	if (dp_ct_create(&fwd_key, &fwd, &rev_key, &rev, &winner))
+		return TC_ACT_SHOT;
+	return dp_deliver(skb, p, winner ? winner : &fwd, DP_HOOK_FROM_TUN);
+}
+
+static __always_inline int dp_services(struct __sk_buff *skb, __u32 hook)
+{
+	struct dp_ct_key key = {};
+	struct dp_ct_value *ct;
+	struct dp_globals *g;
+	struct dp_pkt p = {};
+	__u64 now;
+
+	if (dp_parse(skb, &p))
+		return dp_policy(skb, hook);
+	g = dp_globals_get();
+	if (!g)
+		return TC_ACT_OK;
+	now = bpf_ktime_get_ns();
+
+	dp_ct_key_of(&p, &key);
+	ct = bpf_map_lookup_elem(&dp_ct, &key);
+	if (ct && !dp_ct_stale(ct, &p, now)) {
+		dp_ct_touch(ct, &p, now);
+		if (ct->type == DP_CT_FWD)
+			return dp_forward(skb, &p, ct, g, hook);
+		return dp_reply(skb, &p, ct, g, hook);
+	}
+	if (hook == DP_HOOK_FROM_TUN)
+		return dp_tunnel_in(skb, &p, now);
+	return dp_new_flow(skb, &p, g, hook, now);
+}
+
+SEC("tc")
+int dp_from_wep(struct __sk_buff *skb)
+{
+	return dp_services(skb, DP_HOOK_FROM_WEP);
+}
+
+SEC("tc")
+int dp_to_wep(struct __sk_buff *skb)
+{
+	/* Replies were translated where they entered the node; part 2 runs
+	 * the pod's ingress policy here. */
+	return TC_ACT_OK;
+}
+
+SEC("tc")
+int dp_from_hep(struct __sk_buff *skb)
+{
+	return dp_services(skb, DP_HOOK_FROM_HEP);
+}
+
+SEC("tc")
+int dp_to_hep(struct __sk_buff *skb)
+{
+	return dp_services(skb, DP_HOOK_TO_HEP);
+}
+
+SEC("tc")
+int dp_from_tun(struct __sk_buff *skb)
+{
+	return dp_services(skb, DP_HOOK_FROM_TUN);
+}
+
+char LICENSE[] SEC("license") = "Apache-2.0";

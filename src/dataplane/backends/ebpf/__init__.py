@@ -1,0 +1,264 @@
+"""The ``ebpf`` backend: prebuilt TC programs, loaded through libbpf, replacing kube-proxy.
+
+Part 1 implements services: DNAT at the first packet and reverse DNAT on
+replies, with no SNAT, so pods see their clients' real addresses; NodePort
+traffic for a backend on another node is carried there through a VXLAN
+device unchanged (replies return through the ingress node, or straight to
+the client in DSR mode). Maps are pinned under
+``/sys/fs/bpf/dataplane/<instance>/``: conntrack, affinity and NAT state
+survive an agent restart, and a new process adopts them and swaps its own
+programs in atomically. Policy is part 2 (``capabilities.policy`` is False).
+See ``docs/ebpf.md``.
+
+Options (``DataplaneConfig.options``): ``ebpf_pin_root``,
+``ebpf_vxlan_port`` (4789; the same on every node), map sizes
+``ebpf_conntrack_max``, ``ebpf_frontends_max``, ``ebpf_backends_max``,
+``ebpf_affinity_max``, ``ebpf_source_ranges_max``, and ``ebpf_ct_timeouts``
+(a mapping of :class:`~dataplane.backends.ebpf.maps.conntrack.Timeouts` fields, seconds).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from dataplane.backends.base import Backend, Capabilities
+from dataplane.backends.ebpf import _bpffs, _libbpf, _netns, attach, loader, nodestate, services
+from dataplane.backends.ebpf.dump import dump as dump_maps
+from dataplane.backends.ebpf.maps import conntrack, ifstate, node, source_class
+from dataplane.backends.ebpf.maps._map import Map
+from dataplane.backends.ebpf.maps.backend import SPEC as BACKENDS
+from dataplane.backends.ebpf.maps.frontend import SPEC as FRONTENDS
+from dataplane.backends.ebpf.maps.source_range import SPEC as SOURCE_RANGES
+from dataplane.calc.ir import DataplaneIR, IRDelta
+from dataplane.errors import BackendError, BackendUnavailableError
+
+if TYPE_CHECKING:
+    from dataplane.engine.config import DataplaneConfig
+
+__all__ = ["EbpfBackend"]
+
+log = logging.getLogger(__name__)
+
+BPFFS = Path("/sys/fs/bpf")
+DEFAULT_PIN_ROOT = BPFFS / "dataplane"
+DEFAULT_VXLAN_PORT = 4789
+_SIZE_OPTIONS = (
+    "ebpf_conntrack_max",
+    "ebpf_frontends_max",
+    "ebpf_backends_max",
+    "ebpf_affinity_max",
+    "ebpf_source_ranges_max",
+)
+
+
+def tunnel_name(instance: str) -> str:
+    """The instance's VXLAN device: a short hash, since interface names stop at 15 bytes."""
+    return "dpv" + hashlib.sha256(instance.encode()).hexdigest()[:8]
+
+
+class EbpfBackend(Backend):
+    """Services through TC BPF programs in the node's (or ``netns``'s) network namespace."""
+
+    name: ClassVar[str] = "ebpf"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        policy=False,
+        host_endpoints=False,
+        named_ports=False,
+        dsr=True,
+        source_ip_preservation=True,
+        limitations=(
+            "policy is not implemented yet (eBPF part 2)",
+            "masquerade is never applied: sources are preserved and replies return through "
+            "conntrack (and the tunnel); only hairpin connections are SNATed, to the frontend",
+            "IPv4 only",
+            "IP fragments of service traffic are not translated",
+            "SCTP: the CRC32c is not recomputed when a port is translated (fine for "
+            "checksum-offloaded packets, e.g. over veth; use port == targetPort otherwise)",
+            "DSR answers with the ingress node's tunnel address: NodePorts only; "
+            "external and load-balancer IPs use tunnel mode",
+        ),
+    )
+
+    def __init__(self, config: DataplaneConfig) -> None:
+        super().__init__(config)
+        root = Path(config.option("ebpf_pin_root", DEFAULT_PIN_ROOT))
+        self._pin_dir = root / config.instance_name
+        self._netns = config.netns
+        self._tunnel = tunnel_name(config.instance_name)
+        self._loaded: loader.Loaded | None = None
+        self._services: services.ServiceMaps | None = None
+        self._attacher: attach.Attacher | None = None
+        self._tunnel_ifindex = 0
+        self._timeouts = conntrack.Timeouts.from_option(config.option("ebpf_ct_timeouts"))
+        self._synced = False
+        self._warnings: tuple[str, ...] = ()
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        problem = _libbpf.library_problem()
+        if problem:
+            return problem
+        if os.geteuid() != 0:
+            return "the eBPF backend needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN)"
+        if not Path("/sys/kernel/btf/vmlinux").exists():
+            return "kernel without BTF (/sys/kernel/btf/vmlinux missing; CONFIG_DEBUG_INFO_BTF)"
+        if not BPFFS.is_dir():
+            return f"no {BPFFS} to mount the BPF filesystem on"
+        if not _kernel_has("clsact_"):
+            return "kernel without the clsact qdisc (CONFIG_NET_SCH_INGRESS)"
+        return None
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        if self._loaded is not None:
+            return
+        reason = self.unavailable_reason()
+        if reason:
+            raise BackendUnavailableError(reason)
+        if not _netns.netns_exists(self._netns):
+            raise BackendError(f"network namespace {self._netns!r} does not exist")
+        _bpffs.ensure_mounted(BPFFS)
+        self._pin_dir.mkdir(parents=True, exist_ok=True)
+        sizes = {k: int(v) for k in _SIZE_OPTIONS if (v := self.config.option(k)) is not None}
+        loaded = loader.load(self._pin_dir, sizes, self._timeouts)
+        try:
+            port = int(self.config.option("ebpf_vxlan_port", DEFAULT_VXLAN_PORT))
+            self._tunnel_ifindex = _netns.ensure_vxlan(self._netns, self._tunnel, port)
+            svc = services.ServiceMaps(
+                loaded.map(FRONTENDS), loaded.map(BACKENDS), loaded.map(SOURCE_RANGES)
+            )
+            svc.load()
+        except BaseException:
+            loaded.close()
+            raise
+        self._loaded, self._services = loaded, svc
+        self._attacher = attach.Attacher(
+            self._netns,
+            loaded.map(ifstate.SPEC),
+            loaded.programs,
+            attach.priority_of(self.config.instance_name),
+        )
+        log.info(
+            "ebpf backend started (pins %s, netns %s, adopted %d frontends)",
+            self._pin_dir,
+            self._netns,
+            len(svc.installed),
+        )
+
+    def close(self) -> None:
+        """Release fds; programs stay attached and maps stay pinned (restart-safe)."""
+        if self._loaded is not None:
+            self._loaded.close()
+        self._loaded = self._services = self._attacher = None
+        self._synced = False
+
+    def cleanup(self) -> None:
+        """Detach every program this instance attached, delete its tunnel, remove its pins."""
+        self.close()
+        records_pin = self._pin_dir / ifstate.SPEC.name
+        if records_pin.exists():
+            fd = _libbpf.open_pinned(records_pin)
+            try:
+                attach.detach_all(self._netns, Map(ifstate.SPEC, fd))
+            finally:
+                _libbpf.close_fd(fd)
+        if _netns.netns_exists(self._netns):
+            _netns.delete_link(self._netns, self._tunnel)
+        shutil.rmtree(self._pin_dir, ignore_errors=True)
+        parent = self._pin_dir.parent
+        if parent.is_dir() and not any(parent.iterdir()):
+            parent.rmdir()
+
+    # ------------------------------------------------------------ apply
+
+    def apply(self, delta: IRDelta) -> None:
+        loaded, svc, attacher = self._require()
+        ir = delta.ir
+        warnings: list[str] = []
+        full = delta.full or not self._synced
+        try:
+            if full or delta.settings_changed:
+                nodestate.sync_classes(loaded.map(source_class.SPEC), nodestate.source_classes(ir))
+                nodestate.write_globals(loaded.map(node.GLOBALS), ir, self._tunnel_ifindex)
+            if full or delta.remote_nodes_changed:
+                # Remote backends carry their node's address: re-translate everything.
+                svc.reconcile(
+                    services.desired_frontends(ir.frontends.values(), ir.remote_nodes, warnings)
+                )
+            else:
+                self._apply_frontends(svc, delta, ir, warnings)
+            if (
+                full
+                or delta.settings_changed
+                or delta.workloads_upserted
+                or delta.workloads_removed
+            ):
+                links = _netns.links(self._netns)
+                nodestate.sync_workloads(
+                    loaded.map(node.WORKLOADS), nodestate.workload_addresses(ir, links)
+                )
+                attacher.reconcile(attach.wanted(ir, links, self._tunnel), links)
+            if delta.full:
+                self._expire_conntrack(loaded)
+        except OSError as exc:
+            raise BackendError(f"netlink: {exc}") from exc
+        self._synced = True
+        if full:
+            self._warnings = tuple(dict.fromkeys(warnings))
+        else:
+            self._warnings = tuple(dict.fromkeys((*self._warnings, *warnings)))
+
+    def _apply_frontends(
+        self, svc: services.ServiceMaps, delta: IRDelta, ir: DataplaneIR, warnings: list[str]
+    ) -> None:
+        for address, proto, port in delta.frontends_removed:
+            ident = services.ident_of(address, port, proto)
+            if ident is not None:
+                svc.remove(ident)
+        for fe in delta.frontends_upserted:
+            ident = services.ident_of(fe.address, fe.port, fe.protocol)
+            spec = services.translate(fe, ir.remote_nodes, warnings)
+            if ident is not None and spec is not None:
+                svc.upsert(ident, spec)
+
+    def _expire_conntrack(self, loaded: loader.Loaded) -> None:
+        table = loaded.map(conntrack.SPEC)
+        doomed = conntrack.expired_pairs(table.entries(), time.monotonic_ns(), self._timeouts)
+        table.delete_many(doomed)
+        if doomed:
+            log.debug("expired %d conntrack entries", len(doomed))
+
+    # ------------------------------------------------------------ reading
+
+    def dump(self) -> Mapping[str, Any]:
+        loaded, _, _ = self._require()
+        return {
+            "instance": self.config.instance_name,
+            "pins": str(self._pin_dir),
+            "tunnel": self._tunnel,
+            **dump_maps(loaded, time.monotonic_ns()),
+        }
+
+    def warnings(self) -> tuple[str, ...]:
+        return self._warnings
+
+    def _require(self) -> tuple[loader.Loaded, services.ServiceMaps, attach.Attacher]:
+        if self._loaded is None or self._services is None or self._attacher is None:
+            raise BackendError("the ebpf backend is not started")
+        return self._loaded, self._services, self._attacher
+
+
+def _kernel_has(symbol_prefix: str) -> bool:
+    try:
+        with open("/proc/kallsyms") as symbols:
+            return any(f" {symbol_prefix}" in line for line in symbols)
+    except OSError:
+        return True  # cannot tell: let attaching say so

@@ -1,0 +1,36 @@
+"""``dp_globals`` and ``dp_wep``: node facts the programs read at run time.
+
+C layout (``bpf/dp_maps.h``)::
+
+    struct dp_globals   { __u32 tunnel_ifindex; __u32 flags; };   /* array, key 0 */
+    struct dp_wep_key   { __be32 addr; };
+    struct dp_wep_value { __u32 ifindex; __u32 flags; };
+
+``dp_globals`` changes with the IR settings without reloading the programs;
+``dp_wep`` maps each local workload address to its host-side interface for
+packets the programs must redirect themselves (decapsulated, host-originated).
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+from dataplane.backends.ebpf.maps._map import U32, MapSpec
+
+G_DSR = 1 << 0
+
+
+class Globals(ctypes.Structure):
+    _fields_ = [("tunnel_ifindex", ctypes.c_uint32), ("flags", ctypes.c_uint32)]
+
+
+class WorkloadKey(ctypes.Structure):
+    _fields_ = [("addr", ctypes.c_uint32)]
+
+
+class WorkloadValue(ctypes.Structure):
+    _fields_ = [("ifindex", ctypes.c_uint32), ("flags", ctypes.c_uint32)]
+
+
+GLOBALS = MapSpec("dp_globals", U32, Globals, "__u32", "dp_globals")
+WORKLOADS = MapSpec("dp_wep", WorkloadKey, WorkloadValue, "dp_wep_key", "dp_wep_value", batch=True)

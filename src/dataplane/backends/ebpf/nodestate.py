@@ -1,0 +1,73 @@
+"""Node-wide tables: source classes, run-time globals, local workload addresses.
+
+Each is small and rewritten as a whole diff whenever the IR part it comes
+from changes (settings; workloads), so there is no incremental bookkeeping
+to get wrong.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+
+from dataplane.backends.ebpf.maps import frontend as fe_map
+from dataplane.backends.ebpf.maps import node, source_class
+from dataplane.backends.ebpf.maps._map import U32, Map, pack_addr
+from dataplane.calc.ir import DataplaneIR
+from dataplane.model import ExternalServiceMode
+
+IPv4Net = ipaddress.IPv4Network
+
+
+def source_classes(ir: DataplaneIR) -> dict[IPv4Net, int]:
+    """Cluster CIDRs are POD, the node's own addresses HOST (as /32: longest prefix wins)."""
+    classes: dict[IPv4Net, int] = {}
+    for net in ir.settings.cluster_cidrs:
+        if isinstance(net, IPv4Net):
+            classes[net] = fe_map.CLASS_POD
+    for addr in ir.settings.local_addresses:
+        if isinstance(addr, ipaddress.IPv4Address):
+            classes[IPv4Net(addr)] = fe_map.CLASS_HOST
+    return classes
+
+
+def sync_classes(
+    table: Map[source_class.Lpm4Key, source_class.ClassValue], wanted: Mapping[IPv4Net, int]
+) -> None:
+    current = {source_class.network_of(k): v.class_id for k, v in table.entries()}
+    for net in current.keys() - wanted.keys():
+        table.delete(source_class.make_key(net))
+    for net, cls in wanted.items():
+        if current.get(net) != cls:
+            table.update(source_class.make_key(net), source_class.ClassValue(cls))
+
+
+def write_globals(table: Map[U32, node.Globals], ir: DataplaneIR, tunnel_ifindex: int) -> None:
+    dsr = ir.settings.external_service_mode is ExternalServiceMode.DSR
+    table.update(U32(0), node.Globals(tunnel_ifindex, node.G_DSR if dsr else 0))
+
+
+def workload_addresses(ir: DataplaneIR, links: Mapping[str, int]) -> dict[int, int]:
+    """Packed local workload address → ifindex of its host-side interface (if it exists yet)."""
+    out = {}
+    for wl in ir.workloads.values():
+        ifindex = links.get(wl.interface)
+        if ifindex is None:
+            continue
+        for addr in wl.addresses:
+            if isinstance(addr, ipaddress.IPv4Address):
+                out[pack_addr(addr)] = ifindex
+    return out
+
+
+def sync_workloads(
+    table: Map[node.WorkloadKey, node.WorkloadValue], wanted: Mapping[int, int]
+) -> None:
+    current = {k.addr: v.ifindex for k, v in table.entries()}
+    for addr in current.keys() - wanted.keys():
+        table.delete(node.WorkloadKey(addr))
+    table.update_many(
+        (node.WorkloadKey(addr), node.WorkloadValue(ifindex, 0))
+        for addr, ifindex in wanted.items()
+        if current.get(addr) != ifindex
+    )
