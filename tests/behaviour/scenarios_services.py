@@ -57,12 +57,22 @@ SERVICE_SCENARIOS: list[Scenario] = [
     ),
     _cluster_ip(
         "clusterip-from-node-process",
-        (Probe("n1", V + "10", 80, connected(*WEB, source="node")),),
+        # The client is the node itself, so which source the pod sees says nothing.
+        (Probe("n1", V + "10", 80, connected(*WEB)),),
         WEB,
     ),
     _cluster_ip(
         "clusterip-from-external-client",
-        (Probe("ext", V + "10", 80, connected(*WEB, source="node"), via="n1"),),
+        (
+            Probe(
+                "ext",
+                V + "10",
+                80,
+                connected(*WEB, source="node"),
+                via="n1",
+                overrides={PRESERVE: connected(*WEB, source="client")},
+            ),
+        ),
         WEB,
     ),
     _cluster_ip("clusterip-no-endpoints", (Probe("default/cli-1", V + "10", 80, REFUSED),), ()),
@@ -101,7 +111,16 @@ SERVICE_SCENARIOS: list[Scenario] = [
     ),
     _cluster_ip(
         "clusterip-hairpin",
-        (Probe("default/web-1", V + "10", 80, connected("default/web-1", source="node")),),
+        # Hairpin must be SNATed somewhere; kube-proxy uses the node, eBPF the VIP.
+        (
+            Probe(
+                "default/web-1",
+                V + "10",
+                80,
+                connected("default/web-1", source="node"),
+                overrides={PRESERVE: connected("default/web-1")},
+            ),
+        ),
         ("default/web-1",),
     ),
     _cluster_ip(
@@ -153,6 +172,7 @@ SERVICE_SCENARIOS: list[Scenario] = [
         "masquerade-all",
         lambda f: [*service(f, "svc", V + "10", WEB), NodeSettings(masquerade_all=True)],
         (Probe("default/cli-1", V + "10", 80, connected(*WEB, source="node")),),
+        requires=("masquerade",),
     ),
     # --- NodePort
     _np(
@@ -221,11 +241,19 @@ SERVICE_SCENARIOS: list[Scenario] = [
         ("default/web-2",),
         external_traffic_policy="Local",
     ),
-    _np(
+    Scenario(
         "etp-local-node-process-uses-any-endpoint",
+        lambda f: service(
+            f,
+            "np",
+            V + "20",
+            ("default/web-2",),
+            type="NodePort",
+            node_ports=[30080],
+            external_traffic_policy="Local",
+        ),
         (Probe("n1", "n1", 30080, connected("default/web-2")),),
-        ("default/web-2",),
-        external_traffic_policy="Local",
+        requires=("node_local_nodeport",),
     ),
     _np(
         "etp-local-health-check-port",
@@ -300,10 +328,10 @@ SERVICE_SCENARIOS: list[Scenario] = [
             WEB,
             type="LoadBalancer",
             node_ports=[30090],
-            load_balancer_ips=[EXT + "2"],
+            load_balancer_ips=[EXT + "3"],
             external_traffic_policy="Local",
         ),
-        (_ext(EXT + "2", via="n2", expect=connected("default/web-2", source="client")),),
+        (_ext(EXT + "3", via="n2", expect=connected("default/web-2", source="client")),),
     ),
     Scenario(
         "two-services-one-backend",

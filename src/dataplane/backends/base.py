@@ -31,6 +31,10 @@ class Capabilities:
 
     ``source_ip_preservation``: external traffic reaches a backend on another
     node without SNAT (so calc does not ask for masquerade there).
+    ``masquerade``: the backend can SNAT where calc asks for it (needed for
+    ``masquerade_all``). ``node_local_nodeport``: a process on the node reaches
+    a NodePort on the node's own address (kube-proxy does it in nat OUTPUT;
+    eBPF at TC never sees that loopback traffic).
     ``limitations``: documented things this backend cannot express; they are
     also reported by ``Dataplane.status()``.
     """
@@ -46,6 +50,8 @@ class Capabilities:
     named_ports: bool = True
     sctp: bool = True
     ipv6: bool = False
+    masquerade: bool = True
+    node_local_nodeport: bool = True
     limitations: tuple[str, ...] = ()
 
 

@@ -98,6 +98,10 @@ def _internal_routes(svc: Service, cats: EndpointCategories, ctx: CalcContext) -
         backends, empty = cats.cluster, NoEndpoints.REJECT
     if ctx.masquerade_all:
         return (Route(SourceClass.ANY, backends, True, empty),)
+    if ctx.preserve_source:
+        # The backend returns replies through its own NAT state (and tunnel), so
+        # sources from outside the pod network need no SNAT either.
+        return (Route(SourceClass.ANY, backends, False, empty),)
     return (
         Route(SourceClass.POD, backends, False, empty),
         Route(SourceClass.ANY, backends, True, empty),

@@ -14,8 +14,11 @@ from typing import Any
 import attrs
 
 from dataplane.backends.base import Capabilities
+from dataplane.lab.addressing import SERVICE_CIDR
 from dataplane.lab.lab import Lab
+from dataplane.lab.plan import ClientInfo
 from dataplane.lab.results import ProbeResult
+from dataplane.lab.spec import ROUTER_HOST
 from dataplane.model import DesiredState
 from dataplane.scenarios.cluster import base_objects, cluster_facts
 from dataplane.scenarios.types import Expect, Outcome, Probe, Scenario
@@ -56,7 +59,12 @@ class LabCluster:
             name: lab.dataplane(name, backend=backend, resync_period=0, **config).start()
             for name in lab.nodes
         }
-        self._routes: set[tuple[str, str]] = set()
+        self._routes: dict[tuple[str, str], str] = {}
+        # Nodes send service traffic they originate towards their gateway, as a
+        # real node's default route would (the lab gives them none).
+        if lab.plan.router is not None:
+            for name in lab.nodes:
+                self._route(name, str(SERVICE_CIDR), ROUTER_HOST)
 
     @property
     def capabilities(self) -> Capabilities:
@@ -72,10 +80,7 @@ class LabCluster:
 
     def probe(self, probe: Probe) -> ProbeReport:
         if probe.via is not None:
-            dst = self._address(probe.dst)
-            if (probe.src, dst) not in self._routes:
-                self.lab.add_route(probe.src, f"{dst}/32", probe.via)
-                self._routes.add((probe.src, dst))
+            self._route(probe.src, f"{self._address(probe.dst)}/32", probe.via)
         proto: Any = probe.protocol  # validated by the lab
         result = self.lab.probe(
             probe.src, self._address(probe.dst), probe.port, proto, PROBE_TIMEOUT
@@ -83,6 +88,23 @@ class LabCluster:
         return ProbeReport(
             probe, probe.expectation(self.capabilities), result, self._source(probe, result)
         )
+
+    def _route(self, host: str, dst: str, via: str) -> None:
+        """Route ``dst`` from ``host`` via node ``via`` (through the router if behind it)."""
+        info = self.lab.plan.host(host)
+        hops = [(host, via)]
+        if isinstance(info, ClientInfo) and info.gateway is not None:
+            hops = [(ROUTER_HOST, via), (host, info.gateway)]
+        for src, gw in hops:
+            known = self._routes.get((src, dst))
+            if known is None:
+                self.lab.add_route(src, dst, gw)
+                self._routes[(src, dst)] = gw
+            elif known != gw:
+                raise ValueError(
+                    f"{src}: {dst} is already routed via {known}, not {gw}; "
+                    "give scenarios that route it elsewhere another address"
+                )
 
     def run(self, scenario: Scenario) -> list[ProbeReport]:
         self.apply(scenario)

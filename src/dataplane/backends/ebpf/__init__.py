@@ -73,6 +73,8 @@ class EbpfBackend(Backend):
         named_ports=False,
         dsr=True,
         source_ip_preservation=True,
+        masquerade=False,
+        node_local_nodeport=False,
         limitations=(
             "policy is not implemented yet (eBPF part 2)",
             "masquerade is never applied: sources are preserved and replies return through "
