@@ -55,16 +55,35 @@ class LabCluster:
 
     def __init__(self, lab: Lab, backend: str, **config: Any) -> None:
         self.lab = lab
-        self.planes = {
-            name: lab.dataplane(name, backend=backend, resync_period=0, **config).start()
-            for name in lab.nodes
-        }
+        self._backend = backend
+        self._config = config
+        self._scenario: Scenario | None = None
+        self.planes = self._start_planes()
         self._routes: dict[tuple[str, str], str] = {}
         # Nodes send service traffic they originate towards their gateway, as a
         # real node's default route would (the lab gives them none).
         if lab.plan.router is not None:
             for name in lab.nodes:
                 self._route(name, str(SERVICE_CIDR), ROUTER_HOST)
+
+    def _start_planes(self) -> dict[str, Any]:
+        return {
+            name: self.lab.dataplane(
+                name, backend=self._backend, resync_period=0, **self._config
+            ).start()
+            for name in self.lab.nodes
+        }
+
+    def restart(self) -> None:
+        """Stop every agent (the kernel stays programmed), start new ones, re-apply.
+
+        This is what an agent upgrade does; established connections must survive it.
+        """
+        for dp in self.planes.values():
+            dp.close()
+        self.planes = self._start_planes()
+        if self._scenario is not None:
+            self.apply(self._scenario)
 
     @property
     def capabilities(self) -> Capabilities:
@@ -73,6 +92,7 @@ class LabCluster:
         return caps
 
     def apply(self, scenario: Scenario) -> None:
+        self._scenario = scenario
         objs = [*base_objects(self.lab.plan), *scenario.objects(cluster_facts(self.lab.plan))]
         state = DesiredState(objs)
         for dp in self.planes.values():
