@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import attrs
+
 from dataplane.model import Endpoint, EndpointPort, EndpointSet, Service, ServicePort
+from dataplane.scenarios.types import TIMEOUT, Expect, Probe
 
 Facts = dict[str, str]
 
@@ -52,3 +55,8 @@ def service(
         Service(ns, name, svc_ports, cluster_ips=[vip] if vip else [], **kwargs),
         EndpointSet(ns, name, ep_ports, endpoints),
     ]
+
+
+def unless(capability: str, probe: Probe, expect: Expect = TIMEOUT) -> Probe:
+    """``probe``, expecting ``expect`` instead on backends without ``capability``."""
+    return attrs.evolve(probe, overrides={**probe.overrides, "!" + capability: expect})

@@ -9,12 +9,16 @@ from __future__ import annotations
 from dataplane.model import NodeSettings
 from dataplane.scenarios.types import REFUSED, TIMEOUT, Probe, Scenario, connected
 
-from .build import service
+from .build import service, unless
 
 V = "10.96.0."  # service VIPs
 EXT = "10.96.200."  # external IPs and LB IPs routed to a node
 PRESERVE = "source_ip_preservation"
 WEB = ("default/web-1", "default/web-2")
+# Backends that cannot reject (HNS: no endpoints, no load balancer) let the connection time out.
+NO_REJECT = {"!reject": TIMEOUT}
+# Backends without SCTP services (HNS load balancers carry TCP and UDP only) program nothing.
+NO_SCTP = {"!sctp": TIMEOUT}
 
 
 def _cluster_ip(
@@ -75,10 +79,14 @@ SERVICE_SCENARIOS: list[Scenario] = [
         ),
         WEB,
     ),
-    _cluster_ip("clusterip-no-endpoints", (Probe("default/cli-1", V + "10", 80, REFUSED),), ()),
+    _cluster_ip(
+        "clusterip-no-endpoints",
+        (Probe("default/cli-1", V + "10", 80, REFUSED, overrides=NO_REJECT),),
+        (),
+    ),
     _cluster_ip(
         "clusterip-no-endpoints-udp",
-        (Probe("default/cli-1", V + "10", 53, REFUSED, "udp"),),
+        (Probe("default/cli-1", V + "10", 53, REFUSED, "udp", overrides=NO_REJECT),),
         (),
         ports=[("dns", 53, "UDP")],
     ),
@@ -90,7 +98,7 @@ SERVICE_SCENARIOS: list[Scenario] = [
     ),
     _cluster_ip(
         "clusterip-sctp",
-        (Probe("default/cli-1", V + "10", 90, connected(*WEB), "sctp"),),
+        (Probe("default/cli-1", V + "10", 90, connected(*WEB), "sctp", overrides=NO_SCTP),),
         WEB,
         ports=[("s", 90, "SCTP")],
     ),
@@ -135,7 +143,7 @@ SERVICE_SCENARIOS: list[Scenario] = [
     ),
     _cluster_ip(
         "clusterip-terminating-not-serving",
-        (Probe("default/cli-1", V + "10", 80, REFUSED),),
+        (Probe("default/cli-1", V + "10", 80, REFUSED, overrides=NO_REJECT),),
         (("default/web-2", "terminating"),),
     ),
     _cluster_ip(
@@ -164,7 +172,7 @@ SERVICE_SCENARIOS: list[Scenario] = [
     ),
     _cluster_ip(
         "itp-local-no-endpoints-rejects",
-        (Probe("default/cli-1", V + "10", 80, REFUSED),),
+        (Probe("default/cli-1", V + "10", 80, REFUSED, overrides=NO_REJECT),),
         (),
         internal_traffic_policy="Local",
     ),
@@ -203,7 +211,7 @@ SERVICE_SCENARIOS: list[Scenario] = [
     ),
     _np("nodeport-on-second-node", (Probe("ext", "n2", 30080, connected(*WEB)),), WEB),
     _np("nodeport-from-router-client", (Probe("far", "n1", 30080, connected(*WEB)),), WEB),
-    _np("nodeport-no-endpoints", (Probe("ext", "n1", 30080, REFUSED),), ()),
+    _np("nodeport-no-endpoints", (Probe("ext", "n1", 30080, REFUSED, overrides=NO_REJECT),), ()),
     _np(
         "nodeport-udp",
         (Probe("ext", "n1", 30080, connected(*WEB), "udp"),),
@@ -212,7 +220,7 @@ SERVICE_SCENARIOS: list[Scenario] = [
     ),
     _np(
         "nodeport-sctp",
-        (Probe("ext", "n1", 30080, connected(*WEB), "sctp"),),
+        (Probe("ext", "n1", 30080, connected(*WEB), "sctp", overrides=NO_SCTP),),
         WEB,
         ports=[("s", 90, "SCTP")],
     ),
@@ -237,7 +245,12 @@ SERVICE_SCENARIOS: list[Scenario] = [
     ),
     _np(
         "etp-local-pod-short-circuit",
-        (Probe("default/cli-1", "n1", 30080, connected("default/web-2", source="client")),),
+        (
+            unless(
+                "per_source_routes",
+                Probe("default/cli-1", "n1", 30080, connected("default/web-2", source="client")),
+            ),
+        ),
         ("default/web-2",),
         external_traffic_policy="Local",
     ),
@@ -252,7 +265,7 @@ SERVICE_SCENARIOS: list[Scenario] = [
             node_ports=[30080],
             external_traffic_policy="Local",
         ),
-        (Probe("n1", "n1", 30080, connected("default/web-2")),),
+        (unless("per_source_routes", Probe("n1", "n1", 30080, connected("default/web-2"))),),
         requires=("node_local_nodeport",),
     ),
     _np(
@@ -314,7 +327,13 @@ SERVICE_SCENARIOS: list[Scenario] = [
         ),
         (
             _ext(EXT + "2", src="far", expect=connected(*WEB)),
-            _ext(EXT + "2", src="ext", expect=TIMEOUT),
+            # Backends that cannot filter by source (HNS) let every client in.
+            _ext(
+                EXT + "2",
+                src="ext",
+                expect=TIMEOUT,
+                overrides={"!source_ranges": connected(*WEB)},
+            ),
             # NodePorts are not subject to source ranges (kube-proxy).
             Probe("ext", "n1", 30090, connected(*WEB)),
         ),

@@ -34,7 +34,10 @@ class Capabilities:
     ``masquerade``: the backend can SNAT where calc asks for it (needed for
     ``masquerade_all``). ``node_local_nodeport``: a process on the node reaches
     a NodePort on the node's own address (kube-proxy does it in nat OUTPUT;
-    eBPF at TC never sees that loopback traffic).
+    eBPF at TC never sees that loopback traffic). ``per_source_routes``: a
+    frontend can send pods, the node and outsiders to different backends
+    (externalTrafficPolicy Local's short-circuit). ``negated_matches``: rules
+    with notNets / notSelector / notProtocol are enforced as written.
     ``limitations``: documented things this backend cannot express; they are
     also reported by ``Dataplane.status()``.
     """
@@ -52,6 +55,8 @@ class Capabilities:
     ipv6: bool = False
     masquerade: bool = True
     node_local_nodeport: bool = True
+    per_source_routes: bool = True
+    negated_matches: bool = True
     limitations: tuple[str, ...] = ()
 
 

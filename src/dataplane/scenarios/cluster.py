@@ -29,6 +29,7 @@ STANDARD_SPEC = LabSpec(
     nodes=(
         NodeSpec(
             "n1",
+            ports=NODE_PORTS,
             pods=(
                 PodSpec("web-1", "default", {"app": "web"}),
                 PodSpec("cli-1", "default", {"app": "cli"}),
@@ -37,6 +38,7 @@ STANDARD_SPEC = LabSpec(
         ),
         NodeSpec(
             "n2",
+            ports=NODE_PORTS,
             pods=(
                 PodSpec("web-2", "default", {"app": "web"}),
                 PodSpec("cli-2", "prod", {"app": "cli", "env": "prod"}),

@@ -59,6 +59,7 @@ LIMITATIONS = (
     "Log rules are skipped",
     "ACL protocols are ICMP, IGMP, TCP, UDP and ICMPv6 only; rules on others are left out",
     "host endpoint policy (including failsafes) is not enforced: HNS has no host firewall API",
+    "masquerade_all: a pod's own service traffic is load-balanced at its port and never SNATed",
 )
 
 
@@ -74,6 +75,9 @@ class HnsBackend(Backend):
         named_ports=False,
         sctp=False,
         ipv6=True,
+        masquerade=False,
+        per_source_routes=False,
+        negated_matches=False,
         limitations=LIMITATIONS,
     )
 

@@ -8,8 +8,14 @@ DNAT candidates as ``(address, port)``. The model of HNS it encodes:
   ``FrontendVIPs``; an LB with empty ``FrontendVIPs`` (NodePort) matches any
   host address. A specific VIP wins over an empty list.
 - Candidates are the addresses of ``HostComputeEndpoints`` (same family as
-  the packet) with ``InternalPort``. Without the DSR flag HNS rewrites the
-  source to ``SourceVIP`` (``masquerade``); with it the source is kept.
+  the packet) with ``InternalPort``. Without the DSR flag the LB is an SNAT
+  one (``masquerade``); with it the source is kept.
+- An SNAT LB rewrites the source to ``SourceVIP`` (``snat``) for packets
+  that do not come from a local endpoint (host processes, other nodes,
+  external clients) and for hairpin (the sender is a candidate). A local
+  pod's own traffic is load-balanced at its switch port with its address
+  kept, as kube-proxy's ClusterIP route for pods asks (and as network policy
+  on service traffic needs).
 - ACLs: per direction, lowest ``Priority`` first, first match decides; at
   equal priority Block is tried before Allow (conservative; the renderer never
   produces such ties). No matching ACL means allow (HNS's default).
@@ -48,7 +54,8 @@ class Trace:
 
     load_balancer: str | None = None
     candidates: tuple[Candidate, ...] = ()
-    masquerade: bool = False
+    masquerade: bool = False  # the LB is not DSR
+    snat: bool = False  # this packet's source becomes SourceVIP
     affinity: bool = False
     acl: AclDecision | None = None
 
@@ -135,10 +142,13 @@ def trace(
             for address in endpoint_addresses(endpoints.get(ep_id.lower(), {}))
             if address.version == dst.version
         )
+        masquerade = not lb.get("Flags", 0) & schema.LB_FLAG_DSR
+        hairpin = any(address == src for address, _ in candidates)
         result = Trace(
             load_balancer=str(lb["ID"]),
             candidates=candidates,
-            masquerade=not lb.get("Flags", 0) & schema.LB_FLAG_DSR,
+            masquerade=masquerade,
+            snat=masquerade and (hairpin or not _is_local_endpoint(endpoints, src)),
             affinity=mapping.get("DistributionType", 0) != schema.DISTRIBUTION_NONE,
         )
     if endpoint_id is None:
@@ -166,6 +176,15 @@ def trace(
         kept = tuple((a, p) for (a, p), _ in allowed if p is not None)
         return attrs.evolve(result, acl=acl, candidates=kept)
     return attrs.evolve(result, acl=acl)
+
+
+def _is_local_endpoint(endpoints: Mapping[str, Document], address: IPAddress) -> bool:
+    """Whether ``address`` is a pod attached to this host (not a remote endpoint)."""
+    return any(
+        address in endpoint_addresses(ep)
+        for ep in endpoints.values()
+        if not ep.get("Flags", 0) & schema.ENDPOINT_FLAG_REMOTE
+    )
 
 
 def _protocol_matches(value: str | None, protocol: int) -> bool:
