@@ -215,9 +215,16 @@ def _client(
 
 
 def _forwarding(node: NodeInfo) -> dict[str, str]:
-    values = {"net.ipv4.ip_forward": "1"}
+    """A node routes for its pods like a CNI node does (Calico's sysctls).
+
+    ICMP errors are not rate limited: the behaviour suite sends many probes to
+    services without endpoints in a row and must see every REJECT. Pod veths
+    send no redirects (hairpin traffic would otherwise spend the ICMP budget).
+    """
+    values = {"net.ipv4.ip_forward": "1", "net.ipv4.icmp_ratelimit": "0"}
     for pod in node.pods:
         values[f"net.ipv4.conf.{pod.interface}.proxy_arp"] = "1"
+        values[f"net.ipv4.conf.{pod.interface}.send_redirects"] = "0"
     return values
 
 
