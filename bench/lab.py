@@ -15,34 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import _tools
 from dataplane.lab import Lab, LabSpec
-
-NGINX_CONF = """\
-worker_processes 1;
-daemon off;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    server {{ listen {address}:80 reuseport; location / {{ return 204; }} }}
-}}
-"""
 
 
 def _timed_lab_cycles(spec: LabSpec, repeat: int) -> dict[str, Any]:
@@ -76,70 +56,27 @@ def _probe_rate(lab: Lab, seconds: float) -> dict[str, Any]:
     return {"probes_per_s": count / (time.perf_counter() - started)}
 
 
-def _missing(*tools: str) -> str | None:
-    absent = [tool for tool in tools if shutil.which(tool) is None]
-    return (
-        f"not installed: {', '.join(absent)} (apt-get install {' '.join(absent)})"
-        if absent
-        else None
-    )
-
-
-def _connection_rate(lab: Lab, src: str, pod: str, seconds: int, tmp: Path) -> dict[str, Any]:
-    address = lab.pods[pod].ip
-    conf = tmp / f"nginx-{address}.conf"
-    conf.write_text(NGINX_CONF.format(tmp=tmp, address=address))
-    server = lab.spawn(pod, ["nginx", "-c", str(conf)])
+def _connection_rate(lab: Lab, src: str, pod: str, seconds: int) -> dict[str, Any]:
     try:
-        deadline = time.monotonic() + 5
-        while not (tmp / "nginx.pid").exists():  # written once nginx listens
-            if time.monotonic() > deadline or server.poll() is not None:
-                return {"skipped": "nginx did not start: " + (tmp / "error.log").read_text()}
-            time.sleep(0.02)
-        client = lab.spawn(
-            src,
-            [
-                "wrk",
-                "-t1",
-                "-c32",
-                f"-d{seconds}s",
-                "-H",
-                "Connection: close",
-                f"http://{address}/",
-            ],
-            stdout=subprocess.PIPE,
-        )
-        out, _ = client.communicate(timeout=seconds + 30)
-    finally:
-        server.terminate()
-        server.wait()
-        (tmp / "nginx.pid").unlink(missing_ok=True)
-    text = out.decode()
-    rate = re.search(r"Requests/sec:\s+([\d.]+)", text)
-    errors = re.search(r"Socket errors:.*", text)
+        with _tools.nginx(lab, pod) as address:
+            result = _tools.wrk(lab, src, f"http://{address}/", seconds)
+    except _tools.ToolError as exc:
+        return {"skipped": str(exc)}
     return {
         "path": f"{src} -> {pod} ({address})",
-        "connections_per_s": float(rate.group(1)) if rate else None,
-        "socket_errors": errors.group(0) if errors else None,
+        "connections_per_s": result.requests_per_s,
+        "socket_errors": result.socket_errors,
         "tool": "wrk -t1 -c32 -H 'Connection: close' against nginx (return 204)",
     }
 
 
 def _throughput(lab: Lab, src: str, pod: str, seconds: int) -> dict[str, Any]:
     address = lab.pods[pod].ip
-    server = lab.spawn(pod, ["iperf3", "-s", "-1", "-B", address], stdout=subprocess.DEVNULL)
     try:
-        time.sleep(0.3)
-        client = lab.spawn(
-            src, ["iperf3", "-c", address, "-t", str(seconds), "-J"], stdout=subprocess.PIPE
-        )
-        out, _ = client.communicate(timeout=seconds + 30)
-    finally:
-        server.kill()
-        server.wait()
-    report = json.loads(out)
-    if "error" in report:
-        return {"skipped": report["error"]}
+        with _tools.iperf3_server(lab, pod, address):
+            report = _tools.iperf3(lab, src, address, seconds)
+    except _tools.ToolError as exc:
+        return {"skipped": str(exc)}
     received = report["end"]["sum_received"]["bits_per_second"]
     return {
         "path": f"{src} -> {pod} ({address})",
@@ -157,20 +94,18 @@ def main() -> int:
 
     spec = LabSpec.uniform(3, 10, fabric_clients=1)
     result: dict[str, Any] = {"lab": _timed_lab_cycles(spec, args.repeat)}
-    with Lab(spec) as lab, tempfile.TemporaryDirectory(prefix="dplbench") as tmp:
+    with Lab(spec) as lab:
         result["probes"] = _probe_rate(lab, 2.0)
-        reason = _missing("wrk", "nginx")
+        reason = _tools.missing("wrk", "nginx")
         result["new_connections"] = (
             {"skipped": reason}
             if reason
             else [
-                _connection_rate(lab, "client-0", "default/pod-1-0", args.duration, Path(tmp)),
-                _connection_rate(
-                    lab, "default/pod-0-0", "default/pod-2-0", args.duration, Path(tmp)
-                ),
+                _connection_rate(lab, "client-0", "default/pod-1-0", args.duration),
+                _connection_rate(lab, "default/pod-0-0", "default/pod-2-0", args.duration),
             ]
         )
-        reason = _missing("iperf3")
+        reason = _tools.missing("iperf3")
         result["throughput"] = (
             {"skipped": reason}
             if reason
