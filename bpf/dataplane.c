@@ -17,26 +17,32 @@
  * license below is the project's own.  Only DNAT and its reverse: the backend sees
  * the client's own address.
  *
- * Policy (part 2) plugs in at dp_policy(): per-endpoint rule programs will be
- * tail-called from there, indexed through dp_ifstate.
+ * Policy (dp_policy.h) runs where the flow's translation is known: after
+ * DNAT, before reverse NAT, so rules always see the backend's address.
  */
 #include "dp_conntrack.h"
 #include "dp_forward.h"
 #include "dp_nat.h"
+#include "dp_policy.h"
 #include "dp_reject.h"
 
-#define DP_HOOK_FROM_WEP 1
-#define DP_HOOK_FROM_HEP 2
-#define DP_HOOK_TO_HEP 3
-#define DP_HOOK_FROM_TUN 4
-
-/* The policy hook point: every program passes its packets through here
- * before they are handed on.  Part 1 has no policy, so it allows. */
-static __always_inline int dp_policy(struct __sk_buff *skb, __u32 hook)
+/* The flow as policy judges it once ``ct`` has translated it (FWD). */
+static __always_inline void dp_flow_translated(const struct dp_pkt *p,
+					       const struct dp_ct_value *ct, struct dp_flow *f)
 {
-	(void)skb;
-	(void)hook;
-	return TC_ACT_OK;
+	dp_flow_of(p, f);
+	f->daddr = ct->nat_addr;
+	f->dport = ct->nat_port;
+	if (ct->flags & DP_CT_F_HAIRPIN)
+		f->saddr = ct->alt_addr;
+}
+
+static __always_inline int dp_policy_pkt(struct __sk_buff *skb, const struct dp_pkt *p, __u32 hook)
+{
+	struct dp_flow f;
+
+	dp_flow_of(p, &f);
+	return dp_policy_flow(skb, hook, &f);
 }
 
 /* Hand a translated packet on.  Replies leave through the interface the
@@ -47,10 +53,6 @@ static __always_inline int dp_policy(struct __sk_buff *skb, __u32 hook)
 static __always_inline int dp_deliver(struct __sk_buff *skb, const struct dp_pkt *p,
 				      const struct dp_ct_value *ct, __u32 hook)
 {
-	int verdict = dp_policy(skb, hook);
-
-	if (verdict != TC_ACT_OK)
-		return verdict;
 	if (ct->type == DP_CT_REV && ct->ifindex)
 		return bpf_redirect_neigh(ct->ifindex, 0, 0, 0);
 	if (hook == DP_HOOK_TO_HEP)
@@ -66,7 +68,11 @@ static __always_inline int dp_forward(struct __sk_buff *skb, struct dp_pkt *p,
 				      __u32 hook)
 {
 	__u16 frontend_port = p->dport;
+	struct dp_flow f;
 
+	dp_flow_translated(p, ct, &f);
+	if (dp_policy_flow(skb, hook, &f) != TC_ACT_OK)
+		return TC_ACT_SHOT;
 	if (dp_set_addr(skb, p, 1, ct->nat_addr) || dp_set_port(skb, p, 1, ct->nat_port))
 		return TC_ACT_SHOT;
 	if ((ct->flags & DP_CT_F_HAIRPIN) && dp_set_addr(skb, p, 0, ct->alt_addr))
@@ -84,6 +90,8 @@ static __always_inline int dp_reply(struct __sk_buff *skb, struct dp_pkt *p,
 				    const struct dp_ct_value *ct, const struct dp_globals *g,
 				    __u32 hook)
 {
+	if (dp_policy_pkt(skb, p, hook) != TC_ACT_OK)
+		return TC_ACT_SHOT;
 	if (ct->nat_addr &&
 	    (dp_set_addr(skb, p, 0, ct->nat_addr) || dp_set_port(skb, p, 0, ct->nat_port)))
 		return TC_ACT_SHOT;
@@ -106,7 +114,7 @@ static __always_inline int dp_new_flow(struct __sk_buff *skb, struct dp_pkt *p,
 
 	fe = dp_fe_lookup(p);
 	if (!fe)
-		return dp_policy(skb, hook);
+		return dp_policy_pkt(skb, p, hook);
 	if ((fe->flags & DP_FE_F_SRC_RANGES) && !dp_src_allowed(fe, p->saddr)) {
 		dp_count(DP_CNT_DROP_SRC_RANGE);
 		return TC_ACT_SHOT;
@@ -167,8 +175,10 @@ static __always_inline int dp_new_flow(struct __sk_buff *skb, struct dp_pkt *p,
 
 /* A packet from the tunnel that matches no entry: the first packet of a flow
  * another node forwarded to a backend here.  Track it so the reply goes back
- * the way the ingress node asked (through it, or straight to the client). */
-static __always_inline int dp_tunnel_in(struct __sk_buff *skb, struct dp_pkt *p, __u64 now)
+ * the way the ingress node asked (through it, or straight to the client).
+ * Not inlined, to keep its scratch off the frame policy calls are made from. */
+static __attribute__((noinline)) int dp_tunnel_in(struct __sk_buff *skb, struct dp_pkt *p,
+						  __u64 now)
 {
 	struct bpf_tunnel_key tk = {};
 	struct dp_ct_key fwd_key = {}, rev_key = {};
@@ -214,14 +224,20 @@ static __always_inline int dp_services(struct __sk_buff *skb, __u32 hook)
 	struct dp_ct_value *ct;
 	struct dp_globals *g;
 	struct dp_pkt p = {};
+	struct dp_flow f;
+	int untracked;
 	__u64 now;
 
 	if (dp_parse(skb, &p))
-		return dp_policy(skb, hook);
+		return dp_policy_skb(skb, hook);
 	g = dp_globals_get();
 	if (!g)
 		return TC_ACT_OK;
 	now = bpf_ktime_get_ns();
+	dp_flow_of(&p, &f);
+	untracked = dp_untracked(skb, hook, &f);
+	if (untracked == DP_V_DENY)
+		return TC_ACT_SHOT;
 
 	dp_ct_key_of(&p, &key);
 	ct = bpf_map_lookup_elem(&dp_ct, &key);
@@ -233,6 +249,8 @@ static __always_inline int dp_services(struct __sk_buff *skb, __u32 hook)
 	}
 	if (hook == DP_HOOK_FROM_TUN)
 		return dp_tunnel_in(skb, &p, now);
+	if (hook == DP_HOOK_FROM_HEP && untracked != DP_V_ALLOW && dp_pre_dnat(skb, &f) != TC_ACT_OK)
+		return TC_ACT_SHOT;
 	return dp_new_flow(skb, &p, g, hook, now);
 }
 
@@ -245,9 +263,9 @@ int dp_from_wep(struct __sk_buff *skb)
 SEC("tc")
 int dp_to_wep(struct __sk_buff *skb)
 {
-	/* Replies were translated where they entered the node; part 2 runs
-	 * the pod's ingress policy here. */
-	return TC_ACT_OK;
+	/* Replies were translated where they entered the node: only the
+	 * pod's ingress policy runs here. */
+	return dp_policy_skb(skb, DP_HOOK_TO_WEP);
 }
 
 SEC("tc")

@@ -169,7 +169,7 @@ struct dp_globals {
 
 /* dp_wep: this node's workload addresses -> their host-side interface, so
  * packets the stack cannot route (decapsulated, or past host routing) are
- * redirected straight to the pod.  Part 2 keys per-endpoint policy here. */
+ * redirected straight to the pod (and policy knows a local workload). */
 struct dp_wep_key {
 	__be32 addr;
 };
@@ -180,7 +180,7 @@ struct dp_wep_value {
 };
 
 /* dp_ifstate: hash ifindex -> what the agent attached there.  Only the agent
- * reads it (to detach after a restart); part 2 adds a policy slot here. */
+ * reads it (to detach after a restart); policy lives in dp_ifpol. */
 #define DP_IF_WORKLOAD 1
 #define DP_IF_HOST 2
 #define DP_IF_TUNNEL 3
@@ -205,10 +205,157 @@ struct dp_ifstate {
 #define DP_CNT_TUNNEL_FAIL 6    /* could not encapsulate to a remote node */
 #define DP_CNT_NO_ROUTE 7       /* translated but nowhere to redirect: dropped */
 #define DP_CNT_FRAGMENT 8       /* IP fragment: not translated */
-#define DP_CNT_MAX 9
+#define DP_CNT_POLICY_EVAL 9    /* policy evaluated (first packet of a flow, or a changed policy) */
+#define DP_CNT_POLICY_DENY 10   /* dropped by policy */
+#define DP_CNT_MAX 11
 
 struct dp_counter {
 	__u64 packets;
+};
+
+/* ------------------------------------------------------------ policy */
+
+/* A policy program is a run of dp_rules entries [base, base + len): the
+ * tiers, policies and profiles of calc's Chain flattened into instructions.
+ * Pass, Allow and chain ends jump forward (a tier's end, the next host
+ * endpoint's chain, or len), so one forward pass of at most DP_MAX_RULES
+ * steps evaluates any program. */
+#define DP_MAX_RULES 1024   /* instructions per program */
+#define DP_RULE_SETS 8      /* IP-set references per rule (address and named-port sets) */
+#define DP_RULE_PORTS 8     /* port ranges per rule (source, destination, negated or not) */
+
+#define DP_ACT_DENY 1  /* verdict deny, stop */
+#define DP_ACT_ALLOW 2 /* this chain allows: remember it, continue at jump (next chain or len) */
+#define DP_ACT_PASS 3  /* no verdict: continue at jump (next tier, profiles, next chain) */
+#define DP_ACT_LOG 4   /* count and continue with the next instruction */
+
+#define DP_R_ICMP_TYPE (1U << 0)
+#define DP_R_ICMP_CODE (1U << 1)
+#define DP_R_NOT_ICMP_TYPE (1U << 2)
+#define DP_R_NOT_ICMP_CODE (1U << 3)
+#define DP_R_NEVER (1U << 4)   /* can never match here (ipVersion 6) */
+
+/* Port groups (bits of port_groups / named_groups; port_role = bit index + 1). */
+#define DP_PG_SRC (1U << 0)
+#define DP_PG_NOT_SRC (1U << 1)
+#define DP_PG_DST (1U << 2)
+#define DP_PG_NOT_DST (1U << 3)
+
+/* set_role: how set_id[i] is used (0 ends the list). */
+#define DP_SET_SRC 1          /* the source must be in the set */
+#define DP_SET_NOT_SRC 2      /* ... must not be */
+#define DP_SET_DST 3
+#define DP_SET_NOT_DST 4
+#define DP_SET_SRC_PORT 5     /* named-port set: (source, proto, sport) matches DP_PG_SRC */
+#define DP_SET_NOT_SRC_PORT 6
+#define DP_SET_DST_PORT 7
+#define DP_SET_NOT_DST_PORT 8
+
+/* dp_rules: array, one instruction per index. */
+struct dp_rule {
+	__u8 action;        /* DP_ACT_* */
+	__u8 proto;         /* 0: any */
+	__u8 not_proto;     /* 0: none */
+	__u8 flags;         /* DP_R_* */
+	__u8 icmp_type;
+	__u8 icmp_code;
+	__u8 not_icmp_type;
+	__u8 not_icmp_code;
+	__u8 port_groups;   /* DP_PG_* the rule constrains */
+	__u8 named_groups;  /* DP_PG_* that also have named-port sets */
+	__u16 jump;         /* ALLOW/PASS: index of the next instruction */
+	__u8 set_role[DP_RULE_SETS];
+	__u8 port_role[DP_RULE_PORTS]; /* 1 + log2(DP_PG_*), 0 ends the list */
+	__u32 set_id[DP_RULE_SETS];
+	__u16 port_first[DP_RULE_PORTS];
+	__u16 port_last[DP_RULE_PORTS];
+};
+
+/* dp_rule_hits: per-CPU array parallel to dp_rules, packets each rule decided
+ * (or logged): first packets only, since verdicts are kept in dp_pct. */
+struct dp_rule_hit {
+	__u64 packets;
+};
+
+/* dp_ipset: LPM trie (set id, port, proto, address prefix) -> member.  Address
+ * sets (selectors, CIDRs) have port = proto = 0; named-port sets hold
+ * (endpoint address, protocol, port).  prefixlen = 64 + address prefix. */
+struct dp_ipset_key {
+	__u32 prefixlen;
+	__u32 set_id;
+	__u16 port;
+	__u8 proto;
+	__u8 pad;
+	__be32 addr;
+};
+
+struct dp_ipset_value {
+	__u8 member;
+	__u8 pad[3];
+};
+
+/* dp_ifpol: ifindex -> the policy programs of the endpoint on that interface.
+ * One update switches every chain of the interface at once (the agent writes
+ * new programs into unused dp_rules ranges first); gen changes with every
+ * update, so conntrack entries approved under an older program re-evaluate.
+ * No entry: no policy on that interface. */
+#define DP_CH_FROM 0            /* workload: its egress; host: ingress to host processes */
+#define DP_CH_TO 1              /* workload: its ingress; host: egress from host processes */
+#define DP_CH_FROM_FWD 2        /* host: forwarded traffic arriving (applyOnForward) */
+#define DP_CH_TO_FWD 3          /* host: forwarded traffic leaving (applyOnForward) */
+#define DP_CH_PRE_DNAT 4        /* host: preDNAT ingress, new flows, before service NAT */
+#define DP_CH_UNTRACKED_FROM 5  /* host: doNotTrack ingress, every packet */
+#define DP_CH_UNTRACKED_TO 6    /* host: doNotTrack egress, every packet */
+#define DP_CH_TO_HOST 7         /* workload: to its own host (endpoint-to-host action) */
+#define DP_CH_MAX 8             /* a power of two: dp_run masks indices with it */
+
+struct dp_ifpol {
+	__u32 gen;
+	__u32 kind;              /* DP_IF_WORKLOAD / DP_IF_HOST */
+	__u32 base[DP_CH_MAX];   /* program of each chain in dp_rules */
+	__u32 len[DP_CH_MAX];    /* 0: no program (no verdict) */
+};
+
+/* dp_pct: LRU hash, policy conntrack.  Keyed by the flow as policy sees it
+ * (after DNAT, before reverse NAT), canonically ordered (src is the lower
+ * address:port), so both directions find one entry.  The first hook with
+ * policy creates it; "in" is the check where the flow's first packet entered
+ * the node (TC ingress), "out" where it left (TC egress).  A reply passes the
+ * same two checks in the other direction. */
+#define DP_PCT_IN_DENY (1U << 0)
+#define DP_PCT_OUT_DENY (1U << 1)
+
+struct dp_pct_value {
+	__u64 last_seen_ns;
+	__u32 in_ifindex;   /* 0: not checked yet */
+	__u32 in_gen;       /* dp_ifpol gen of in_ifindex at that check */
+	__u32 out_ifindex;
+	__u32 out_gen;
+	__u8 opener;        /* 0: the key's src sent the first packet, 1: its dst */
+	__u8 tcp_seen;      /* DP_TCP_* seen in either direction */
+	__u8 deny;          /* DP_PCT_*_DENY: the check at that gen said no */
+	__u8 pad[5];
+};
+
+/* dp_failsafe: LPM trie (direction, proto, port, peer prefix): ports host
+ * endpoint policy can never block.  IN: peer = source, port = destination
+ * port of traffic to the host; OUT: peer = destination of traffic from the
+ * host.  Also holds the VXLAN port towards other nodes (the tunnel).
+ * prefixlen = 32 + peer prefix length. */
+#define DP_FS_IN 1
+#define DP_FS_OUT 2
+
+struct dp_failsafe_key {
+	__u32 prefixlen;
+	__u8 dir;
+	__u8 proto;
+	__u16 port;
+	__be32 addr;
+};
+
+struct dp_failsafe_value {
+	__u8 allowed;
+	__u8 pad[3];
 };
 
 /* ------------------------------------------------------------ load-time config */
@@ -311,6 +458,56 @@ struct {
 	__uint(max_entries, DP_CNT_MAX);
 	DP_PINNED;
 } dp_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct dp_rule);
+	__uint(max_entries, 65536);
+	DP_PINNED;
+} dp_rules SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct dp_rule_hit);
+	__uint(max_entries, 65536);
+	DP_PINNED;
+} dp_rule_hits SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct dp_ipset_key);
+	__type(value, struct dp_ipset_value);
+	__uint(max_entries, 1048576);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	DP_PINNED;
+} dp_ipset SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, struct dp_ifpol);
+	__uint(max_entries, 4096);
+	DP_PINNED;
+} dp_ifpol SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct dp_ct_key);
+	__type(value, struct dp_pct_value);
+	__uint(max_entries, 512000);
+	DP_PINNED;
+} dp_pct SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct dp_failsafe_key);
+	__type(value, struct dp_failsafe_value);
+	__uint(max_entries, 1024);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	DP_PINNED;
+} dp_failsafe SEC(".maps");
 
 #endif /* DP_NO_MAP_DEFS */
 

@@ -129,7 +129,10 @@ static __always_inline int dp_build_icmp_unreach(struct __sk_buff *skb)
 
 /* Answer the packet and send the answer back the way it came: out of the
  * interface it arrived on (ingress hooks) or into the host (egress hooks). */
-static __always_inline int dp_reject(struct __sk_buff *skb, const struct dp_pkt *p, int egress)
+/* Not inlined: its scratch headers would otherwise sit in every program's
+ * frame next to the policy call's (the verifier caps the combined stack). */
+static __attribute__((noinline)) int dp_reject(struct __sk_buff *skb, const struct dp_pkt *p,
+						int egress)
 {
 	int err;
 

@@ -16,6 +16,8 @@ from dataplane.model import (
     EndpointSet,
     Node,
     NodeSettings,
+    Profile,
+    Rule,
     Service,
     ServicePort,
     WorkloadEndpoint,
@@ -37,12 +39,24 @@ def lab_spec() -> LabSpec:
 
 
 def desired_state(lab: Lab) -> list[Any]:
-    state: list[Any] = [NodeSettings(cluster_cidrs=("10.100.0.0/16",))]
+    # Pods carry an allow-all profile, as Kubernetes namespaces do: with policy
+    # enforced, an endpoint without profile or policy would deny everything.
+    state: list[Any] = [
+        NodeSettings(cluster_cidrs=("10.100.0.0/16",)),
+        Profile("allow-all", ingress=[Rule("Allow")], egress=[Rule("Allow")]),
+    ]
     for node in lab.plan.nodes:
         state.append(Node(node.name, addresses=(node.ip,), pod_cidrs=(node.pod_cidr,)))
         for pod in node.pods:
             state.append(
-                WorkloadEndpoint(pod.namespace, pod.name, node.name, pod.interface, (pod.ip,))
+                WorkloadEndpoint(
+                    pod.namespace,
+                    pod.name,
+                    node.name,
+                    pod.interface,
+                    (pod.ip,),
+                    profiles=["allow-all"],
+                )
             )
     web = ServicePort(80, "TCP", "http", 8080, node_port=30080)
     state.append(Service("default", "web", (web,), type="NodePort", cluster_ips=("10.96.0.10",)))

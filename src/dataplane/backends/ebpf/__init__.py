@@ -1,20 +1,25 @@
 """The ``ebpf`` backend: prebuilt TC programs, loaded through libbpf, replacing kube-proxy.
 
-Part 1 implements services: DNAT at the first packet and reverse DNAT on
-replies, with no SNAT, so pods see their clients' real addresses; NodePort
-traffic for a backend on another node is carried there through a VXLAN
-device unchanged (replies return through the ingress node, or straight to
-the client in DSR mode). Maps are pinned under
+Services: DNAT at the first packet and reverse DNAT on replies, with no
+SNAT, so pods see their clients' real addresses; NodePort traffic for a
+backend on another node is carried there through a VXLAN device unchanged
+(replies return through the ingress node, or straight to the client in DSR
+mode). Policy: prebuilt code interprets per-interface rule programs and IP
+sets held in maps (:mod:`~dataplane.backends.ebpf.policy`), on workload
+veths and on host interfaces covered by host endpoints, with failsafes;
+verdicts are kept in conntrack per flow. Maps are pinned under
 ``/sys/fs/bpf/dataplane/<instance>/``: conntrack, affinity and NAT state
 survive an agent restart, and a new process adopts them and swaps its own
-programs in atomically. Policy is part 2 (``capabilities.policy`` is False).
-See ``docs/ebpf.md``.
+programs in atomically. See ``docs/ebpf.md``.
 
 Options (``DataplaneConfig.options``): ``ebpf_pin_root``,
 ``ebpf_vxlan_port`` (4789; the same on every node), map sizes
 ``ebpf_conntrack_max``, ``ebpf_frontends_max``, ``ebpf_backends_max``,
-``ebpf_affinity_max``, ``ebpf_source_ranges_max``, and ``ebpf_ct_timeouts``
-(a mapping of :class:`~dataplane.backends.ebpf.maps.conntrack.Timeouts` fields, seconds).
+``ebpf_affinity_max``, ``ebpf_source_ranges_max``, ``ebpf_policy_rules_max``
+(instructions of all policy programs, twice what is live so changed programs
+fit next to the old), ``ebpf_ipset_max`` (IP-set members),
+``ebpf_policy_conntrack_max``, and ``ebpf_ct_timeouts`` (a mapping of
+:class:`~dataplane.backends.ebpf.maps.conntrack.Timeouts` fields, seconds).
 """
 
 from __future__ import annotations
@@ -29,9 +34,29 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from dataplane.backends.base import Backend, Capabilities
-from dataplane.backends.ebpf import _bpffs, _libbpf, _netns, attach, loader, nodestate, services
+from dataplane.backends.ebpf import (
+    _bpffs,
+    _libbpf,
+    _netns,
+    attach,
+    loader,
+    nodestate,
+    policy,
+    services,
+)
 from dataplane.backends.ebpf.dump import dump as dump_maps
-from dataplane.backends.ebpf.maps import conntrack, ifstate, node, source_class
+from dataplane.backends.ebpf.dump import dump_policy
+from dataplane.backends.ebpf.maps import (
+    conntrack,
+    failsafe,
+    ifpolicy,
+    ifstate,
+    ipset,
+    node,
+    rule_hits,
+    rules,
+    source_class,
+)
 from dataplane.backends.ebpf.maps._map import Map
 from dataplane.backends.ebpf.maps.backend import SPEC as BACKENDS
 from dataplane.backends.ebpf.maps.frontend import SPEC as FRONTENDS
@@ -55,6 +80,9 @@ _SIZE_OPTIONS = (
     "ebpf_backends_max",
     "ebpf_affinity_max",
     "ebpf_source_ranges_max",
+    "ebpf_policy_rules_max",
+    "ebpf_ipset_max",
+    "ebpf_policy_conntrack_max",
 )
 
 
@@ -64,19 +92,25 @@ def tunnel_name(instance: str) -> str:
 
 
 class EbpfBackend(Backend):
-    """Services through TC BPF programs in the node's (or ``netns``'s) network namespace."""
+    """Services and policy through TC BPF programs in the node's (or ``netns``'s) namespace."""
 
     name: ClassVar[str] = "ebpf"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        policy=False,
-        host_endpoints=False,
-        named_ports=False,
+        policy=True,
+        host_endpoints=True,
+        named_ports=True,
         dsr=True,
         source_ip_preservation=True,
         masquerade=False,
         node_local_nodeport=False,
         limitations=(
-            "policy is not implemented yet (eBPF part 2)",
+            f"policy programs: at most {rules.MAX_RULES} instructions per interface and chain "
+            f"(rules plus tier ends), {rules.RULE_SETS} IP-set references and "
+            f"{rules.RULE_PORTS} port ranges per rule; beyond that apply() raises CapacityError",
+            "policy verdicts are per flow (kept in conntrack); ICMP errors are judged as "
+            "flows of their own, and IP fragments after the first are not policed",
+            "NodePort traffic tunnelled from another node meets only the backend pod's ingress "
+            "policy on the backend's node (host endpoint policy applied on the ingress node)",
             "masquerade is never applied: sources are preserved and replies return through "
             "conntrack (and the tunnel); only hairpin connections are SNATed, to the frontend",
             "IPv4 only",
@@ -96,8 +130,10 @@ class EbpfBackend(Backend):
         self._tunnel = tunnel_name(config.instance_name)
         self._loaded: loader.Loaded | None = None
         self._services: services.ServiceMaps | None = None
+        self._policy: policy.PolicyMaps | None = None
         self._attacher: attach.Attacher | None = None
         self._tunnel_ifindex = 0
+        self._vxlan_port = DEFAULT_VXLAN_PORT
         self._timeouts = conntrack.Timeouts.from_option(config.option("ebpf_ct_timeouts"))
         self._synced = False
         self._warnings: tuple[str, ...] = ()
@@ -132,16 +168,26 @@ class EbpfBackend(Backend):
         sizes = {k: int(v) for k in _SIZE_OPTIONS if (v := self.config.option(k)) is not None}
         loaded = loader.load(self._pin_dir, sizes, self._timeouts)
         try:
-            port = int(self.config.option("ebpf_vxlan_port", DEFAULT_VXLAN_PORT))
-            self._tunnel_ifindex = _netns.ensure_vxlan(self._netns, self._tunnel, port)
+            self._vxlan_port = int(self.config.option("ebpf_vxlan_port", DEFAULT_VXLAN_PORT))
+            self._tunnel_ifindex = _netns.ensure_vxlan(self._netns, self._tunnel, self._vxlan_port)
             svc = services.ServiceMaps(
                 loaded.map(FRONTENDS), loaded.map(BACKENDS), loaded.map(SOURCE_RANGES)
             )
             svc.load()
+            rule_map = loaded.map(rules.SPEC)
+            pol = policy.PolicyMaps(
+                rule_map,
+                loaded.map(rule_hits.SPEC),
+                loaded.map(ifpolicy.SPEC),
+                loaded.map(ipset.SPEC),
+                loaded.map(failsafe.SPEC),
+                rule_map.max_entries(),
+            )
+            pol.load()
         except BaseException:
             loaded.close()
             raise
-        self._loaded, self._services = loaded, svc
+        self._loaded, self._services, self._policy = loaded, svc, pol
         self._attacher = attach.Attacher(
             self._netns,
             loaded.map(ifstate.SPEC),
@@ -159,7 +205,7 @@ class EbpfBackend(Backend):
         """Release fds; programs stay attached and maps stay pinned (restart-safe)."""
         if self._loaded is not None:
             self._loaded.close()
-        self._loaded = self._services = self._attacher = None
+        self._loaded = self._services = self._attacher = self._policy = None
         self._synced = False
 
     def cleanup(self) -> None:
@@ -182,7 +228,7 @@ class EbpfBackend(Backend):
     # ------------------------------------------------------------ apply
 
     def apply(self, delta: IRDelta) -> None:
-        loaded, svc, attacher = self._require()
+        loaded, svc, attacher, pol = self._require()
         ir = delta.ir
         warnings: list[str] = []
         full = delta.full or not self._synced
@@ -190,6 +236,8 @@ class EbpfBackend(Backend):
             if full or delta.settings_changed:
                 nodestate.sync_classes(loaded.map(source_class.SPEC), nodestate.source_classes(ir))
                 nodestate.write_globals(loaded.map(node.GLOBALS), ir, self._tunnel_ifindex)
+            if full or delta.settings_changed or delta.remote_nodes_changed:
+                pol.sync_failsafes(policy.failsafes(ir, self._vxlan_port))
             if full or delta.remote_nodes_changed:
                 # Remote backends carry their node's address: re-translate everything.
                 svc.reconcile(
@@ -197,17 +245,21 @@ class EbpfBackend(Backend):
                 )
             else:
                 self._apply_frontends(svc, delta, ir, warnings)
-            if (
-                full
-                or delta.settings_changed
-                or delta.workloads_upserted
-                or delta.workloads_removed
-            ):
+            changed_sets = pol.upsert_sets(ir.ip_sets.values() if full else delta.ip_sets_upserted)
+            everything = bool(
+                full or delta.settings_changed or delta.hosts_upserted or delta.hosts_removed
+            )
+            if everything or delta.workloads_upserted or delta.workloads_removed:
                 links = _netns.links(self._netns)
                 nodestate.sync_workloads(
                     loaded.map(node.WORKLOADS), nodestate.workload_addresses(ir, links)
                 )
-                attacher.reconcile(attach.wanted(ir, links, self._tunnel), links)
+                want = attach.wanted(ir, links, self._tunnel)
+                # Policy before attachment: a new interface never runs without its programs.
+                self._apply_policy(pol, delta, ir, links, want, everything)
+                attacher.reconcile(want, links)
+            pol.bump(changed_sets)
+            pol.remove_sets(set(pol.set_ids) - set(ir.ip_sets) if full else delta.ip_sets_removed)
             if delta.full:
                 self._expire_conntrack(loaded)
         except OSError as exc:
@@ -217,6 +269,25 @@ class EbpfBackend(Backend):
             self._warnings = tuple(dict.fromkeys(warnings))
         else:
             self._warnings = tuple(dict.fromkeys((*self._warnings, *warnings)))
+
+    @staticmethod
+    def _apply_policy(
+        pol: policy.PolicyMaps,
+        delta: IRDelta,
+        ir: DataplaneIR,
+        links: Mapping[str, int],
+        want: Mapping[int, attach.Want],
+        everything: bool,
+    ) -> None:
+        if everything:
+            hosts = {i: w.name for i, w in want.items() if w.kind == ifstate.KIND_HOST}
+            pol.sync_interfaces(policy.wanted(ir, links, hosts, pol.set_ids))
+            return
+        pol.update_interfaces(
+            policy.wanted(ir, links, {}, pol.set_ids, workloads=delta.workloads_upserted)
+        )
+        names = {w.interface for w in ir.workloads.values()}
+        pol.drop_workloads_except({n: i for n, i in links.items() if n in names})
 
     def _apply_frontends(
         self, svc: services.ServiceMaps, delta: IRDelta, ir: DataplaneIR, warnings: list[str]
@@ -241,21 +312,44 @@ class EbpfBackend(Backend):
     # ------------------------------------------------------------ reading
 
     def dump(self) -> Mapping[str, Any]:
-        loaded, _, _ = self._require()
+        loaded, _, _, pol = self._require()
         return {
             "instance": self.config.instance_name,
             "pins": str(self._pin_dir),
             "tunnel": self._tunnel,
             **dump_maps(loaded, time.monotonic_ns()),
+            **dump_policy(loaded, pol),
         }
+
+    def rule_hits(self) -> dict[str, int]:
+        """Flows each policy rule decided (or logged), summed over interfaces and CPUs.
+
+        Keyed by the rule (``"default/allow-web ingress[0]"``) or the tier or
+        chain end that decided. Counts restart when a changed program is
+        written (it moves to a new run of ``dp_rules``).
+        """
+        _, _, _, pol = self._require()
+        out: dict[str, int] = {}
+        for cur in pol.installed.values():
+            for (base, length), program in zip(cur.runs, cur.wanted.programs, strict=True):
+                for ins, hits in zip(program, pol.hits(base, length), strict=True):
+                    out[ins.origin] = out.get(ins.origin, 0) + hits
+        return out
 
     def warnings(self) -> tuple[str, ...]:
         return self._warnings
 
-    def _require(self) -> tuple[loader.Loaded, services.ServiceMaps, attach.Attacher]:
-        if self._loaded is None or self._services is None or self._attacher is None:
+    def _require(
+        self,
+    ) -> tuple[loader.Loaded, services.ServiceMaps, attach.Attacher, policy.PolicyMaps]:
+        if (
+            self._loaded is None
+            or self._services is None
+            or self._attacher is None
+            or self._policy is None
+        ):
             raise BackendError("the ebpf backend is not started")
-        return self._loaded, self._services, self._attacher
+        return self._loaded, self._services, self._attacher, self._policy
 
 
 def _kernel_has(symbol_prefix: str) -> bool:

@@ -10,8 +10,9 @@ pure Python (signatures and struct layouts: libbpf 1.1, see
 * ``E2BIG``/``ENOSPC``/``ENOMEM`` → :class:`CapacityError` (a map is full)
 * anything else → :class:`BackendError`, naming the call.
 
-libbpf's own log (including the verifier's, on a failed load) goes to the
-``dataplane.backends.ebpf.libbpf`` logger.
+libbpf's own log goes to the ``dataplane.backends.ebpf.libbpf`` logger; a
+failed load also carries the tail of the verifier's log in its exception, so
+the reason a program was rejected reaches whoever handles the error.
 
 The TC functions act in the *calling thread's* network namespace; callers
 run them through :func:`dataplane.backends.ebpf._netns.run_in_netns`.
@@ -160,12 +161,19 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
 }
 
 
+_LOG_BUFFER = 1 << 22  # a verifier log arrives as one message and may be megabytes
+VERIFIER_LOG_LINES = 40
+_captured: list[str] | None = None  # set while a load runs: its messages, for the error
+
+
 def _route_log(level: int, fmt: bytes | None, args: int | None) -> int:
-    buf = ctypes.create_string_buffer(2048)
+    buf = ctypes.create_string_buffer(_LOG_BUFFER)
     _libc().vsnprintf(buf, len(buf), fmt, ctypes.c_void_p(args))
     text = buf.value.decode(errors="replace").rstrip()
     if text:
         log.log(_LEVELS.get(level, logging.DEBUG), "%s", text)
+        if _captured is not None:
+            _captured.append(text)
     return 0
 
 
@@ -277,8 +285,31 @@ class BpfObject:
         )
 
     def load(self) -> None:
-        """Create (or reuse pinned) maps and load the programs through the verifier."""
-        _check(_lib().bpf_object__load(self._handle()), "load BPF object (see libbpf log)")
+        """Create (or reuse pinned) maps and load the programs through the verifier.
+
+        A rejected program raises :class:`BackendError` whose message ends with
+        the last :data:`VERIFIER_LOG_LINES` lines libbpf logged (the verifier's
+        verdict is at the end of its log).
+        """
+        global _captured
+        _captured = []
+        try:
+            rc = _lib().bpf_object__load(self._handle())
+            messages, _captured = _captured, None
+        finally:
+            _captured = None
+        if rc < 0:
+            lines = "\n".join(messages).splitlines()
+            end = next(
+                (i for i in range(len(lines) - 1, -1, -1) if "END PROG LOAD LOG" in lines[i]),
+                len(lines) - 1,
+            )
+            lines = lines[max(0, end + 1 - VERIFIER_LOG_LINES) : end + 1]
+            err = abs(rc)
+            raise BackendError(
+                f"load BPF object: {os.strerror(err)} (errno {err}); libbpf/verifier log "
+                "(tail):\n" + "\n".join(lines)
+            )
 
     def map_fd(self, name: str) -> int:
         return _check(_lib().bpf_map__fd(self._map(name)), f"fd of map {name}")

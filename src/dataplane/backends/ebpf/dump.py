@@ -16,13 +16,19 @@ from dataplane.backends.ebpf.maps import (
     backend,
     conntrack,
     counters,
+    failsafe,
     frontend,
+    ifpolicy,
     ifstate,
+    ipset,
     node,
+    policy_conntrack,
     source_class,
     source_range,
 )
+from dataplane.backends.ebpf.maps import rules as rmap
 from dataplane.backends.ebpf.maps._map import U32, unpack_addr
+from dataplane.backends.ebpf.policy import PolicyMaps
 
 _PROTOS = {socket.IPPROTO_TCP: "tcp", socket.IPPROTO_UDP: "udp", socket.IPPROTO_SCTP: "sctp"}
 _TCP = (
@@ -126,3 +132,87 @@ def _ct(k: conntrack.CtKey, v: conntrack.CtValue, now_ns: int) -> str:
     if k.proto == socket.IPPROTO_TCP:
         text += " tcp=" + ("".join(c for bit, c in _TCP if v.tcp_seen & bit) or "-")
     return text + f" idle={(now_ns - v.last_seen_ns) / 1e9:.0f}s"
+
+
+def dump_policy(loaded: Loaded, pol: PolicyMaps) -> dict[str, Any]:
+    """Per-interface programs (one line per instruction, with its hits) and IP-set members."""
+    names = {v: k for k, v in pol.set_ids.items()}
+    interfaces = {}
+    for key, val in sorted(loaded.map(ifpolicy.SPEC).entries(), key=lambda kv: kv[0].value):
+        cur = pol.installed.get(key.value)
+        chains = {}
+        for chain in range(ifpolicy.CH_MAX):
+            base, length = val.base[chain], val.len[chain]
+            if not length:
+                continue
+            origins = [i.origin for i in cur.wanted.programs[chain]] if cur else ["?"] * length
+            lines = []
+            for i, hits in enumerate(pol.hits(base, length)):
+                rule = loaded.map(rmap.SPEC).lookup(U32(base + i))
+                text = _rule(rule, names) if rule is not None else "<missing>"
+                lines.append(f"{i:4d} {text}  # {origins[i]} hits={hits}")
+            chains[ifpolicy.CHAIN_NAMES[chain]] = lines
+        interfaces[cur.wanted.name if cur else str(key.value)] = {
+            "ifindex": key.value,
+            "kind": ifstate.KIND_NAMES.get(val.kind, str(val.kind)),
+            "generation": val.gen,
+            "owner": cur.wanted.owner if cur else "?",
+            "chains": chains,
+        }
+    members: dict[str, list[str]] = {}
+    for k in loaded.map(ipset.SPEC).all_keys():
+        net, proto, port = ipset.member_of(k)
+        text = f"{net} {_proto(proto)}:{port}" if proto else str(net)
+        members.setdefault(names.get(k.set_id, f"#{k.set_id}"), []).append(text)
+    return {
+        "policy": interfaces,
+        "ip_sets": {name: sorted(m) for name, m in sorted(members.items())},
+        "failsafes": sorted(
+            f"{'in' if d == failsafe.IN else 'out'} {_proto(p)}:{port} {net}"
+            for d, p, port, net in map(failsafe.entry_of, loaded.map(failsafe.SPEC).all_keys())
+        ),
+        "policy_conntrack": len(loaded.map(policy_conntrack.SPEC).all_keys()),
+    }
+
+
+def _rule(rule: rmap.Rule, names: dict[int, str]) -> str:
+    parts = [rmap.ACTION_NAMES.get(rule.action, str(rule.action))]
+    if rule.action in (rmap.ACT_ALLOW, rmap.ACT_PASS):
+        parts.append(f"->{rule.jump}")
+    if rule.flags & rmap.R_NEVER:
+        parts.append("never")
+    if rule.proto:
+        parts.append(f"proto={_proto(rule.proto)}")
+    if rule.not_proto:
+        parts.append(f"!proto={_proto(rule.not_proto)}")
+    if rule.flags & rmap.R_ICMP_TYPE:
+        parts.append(
+            f"icmp={rule.icmp_type}"
+            + (f"/{rule.icmp_code}" if rule.flags & rmap.R_ICMP_CODE else "")
+        )
+    if rule.flags & rmap.R_NOT_ICMP_TYPE:
+        parts.append(
+            f"!icmp={rule.not_icmp_type}"
+            + (f"/{rule.not_icmp_code}" if rule.flags & rmap.R_NOT_ICMP_CODE else "")
+        )
+    roles = {
+        1: "src",
+        2: "!src",
+        3: "dst",
+        4: "!dst",
+        5: "sport",
+        6: "!sport",
+        7: "dport",
+        8: "!dport",
+    }
+    for i in range(rmap.RULE_PORTS):
+        if rule.port_role[i]:
+            rng = f"{rule.port_first[i]}" + (
+                f"-{rule.port_last[i]}" if rule.port_last[i] != rule.port_first[i] else ""
+            )
+            parts.append(f"{roles[4 + rule.port_role[i]]}={rng}")
+    for i in range(rmap.RULE_SETS):
+        if rule.set_role[i]:
+            set_id = rule.set_id[i]
+            parts.append(f"{roles[rule.set_role[i]]}@{names.get(set_id, f'#{set_id}')}")
+    return " ".join(parts)

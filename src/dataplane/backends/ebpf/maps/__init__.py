@@ -18,9 +18,15 @@ from dataplane.backends.ebpf.maps import (
     config,
     conntrack,
     counters,
+    failsafe,
     frontend,
+    ifpolicy,
     ifstate,
+    ipset,
     node,
+    policy_conntrack,
+    rule_hits,
+    rules,
     source_class,
     source_range,
 )
@@ -38,6 +44,12 @@ ALL: tuple[MapSpec[Any, Any], ...] = (
     node.WORKLOADS,
     ifstate.SPEC,
     counters.SPEC,
+    rules.SPEC,
+    rule_hits.SPEC,
+    ipset.SPEC,
+    ifpolicy.SPEC,
+    policy_conntrack.SPEC,
+    failsafe.SPEC,
 )
 
 

@@ -112,6 +112,18 @@ class Map(Generic[K, V]):
         for key, value in pairs:
             self.update(key, value)
 
+    def zero_percpu(self, keys: Iterable[K]) -> None:
+        """Per-CPU array maps: reset every CPU's value of ``keys`` in one batch call."""
+        keys = list(keys)
+        if not keys:
+            return
+        key_array = (self.spec.key * len(keys))(*keys)
+        values = (self.spec.value * (len(keys) * self._ncpus))()
+        _libbpf.map_update_batch(self.fd, key_array, values)
+
+    def max_entries(self) -> int:
+        return _libbpf.map_info(self.fd).max_entries
+
     def delete_many(self, keys: Iterable[K]) -> None:
         for key in keys:
             self.delete(key)

@@ -21,6 +21,8 @@ NAMES = (
     "tunnel_fail",
     "no_route",
     "fragment",
+    "policy_eval",
+    "policy_deny",
 )
 
 

@@ -1,0 +1,600 @@
+"""Services through no data plane, iptables and eBPF, side by side in one run (issue 5).
+
+Run as root (everything happens inside lab namespaces; see docs/lab.md)::
+
+    .venv/bin/python bench/ebpf_services.py [--json out.json] [--repeat 3] [--duration 5]
+    .venv/bin/python bench/ebpf_services.py --quick      # smoke run: checks the script works
+
+Three measurements; docs/performance.md explains the method and holds results:
+
+1. New TCP connections/s (``wrk -H 'Connection: close'`` against nginx) and
+   first-packet latency (time of a blocking ``connect()``: SYN → SYN/ACK) from
+   a pod on node-0 to a ClusterIP whose one endpoint is nginx in a pod on
+   node-1, with 10 / 1,000 / 10,000 services programmed (every other service
+   has 10 endpoints inside the pod CIDRs). The "none" column connects to the
+   pod's own address with no data plane. Target: eBPF ≥ 90 % of "none" at
+   10,000 services.
+2. Single-stream iperf3 throughput from an external client through a NodePort
+   on node-0 to a pod on node-1, and the whole machine's CPU-seconds per Gbit
+   (``/proc/stat``). Target: eBPF ≥ 95 % of "none" and fewer CPU-s/Gbit than
+   iptables.
+3. Control plane: the first ``Dataplane.apply`` of 10,000 services × 10
+   endpoints on a started data plane (target ≤ 2 s), then single-EndpointSet
+   transactions (median of 20; target ≤ 2 ms).
+
+Every configuration gets a fresh lab (a filling conntrack table skews later
+runs), configurations are alternated within each repeat, and medians are
+reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import functools
+import hashlib
+import io
+import ipaddress
+import json
+import os
+import pstats
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import _tools
+import dataplane
+from dataplane.backends.registry import backend_class
+from dataplane.calc import Compiler
+from dataplane.errors import DataplaneError
+from dataplane.lab import Lab, LabSpec
+from dataplane.model import (
+    DesiredState,
+    Endpoint,
+    EndpointPort,
+    EndpointSet,
+    Service,
+    ServicePort,
+    StateObject,
+)
+from dataplane.scenarios.cluster import base_objects
+
+NONE = "none"
+COLUMNS = (NONE, "iptables", "ebpf")
+SPEC = LabSpec.uniform(2, 2, fabric_clients=1)
+CLIENT_POD = "default/pod-0-0"  # on node-0, whose data plane translates the ClusterIP
+SERVER_POD = "default/pod-1-0"  # nginx, on node-1
+IPERF_POD = "default/pod-1-1"  # iperf3 server, on node-1
+EXTERNAL = "client-0"  # on the node subnet; routes pod CIDRs via their nodes
+INGRESS_NODE = "node-0"
+HTTP_PORT = 80
+NODE_PORT = 30201
+ENDPOINTS_PER_SERVICE = 10
+TARGETS = {"connections_ratio": 0.90, "throughput_ratio": 0.95, "full_sync_s": 2.0}
+TARGET_UPDATE_MS = 2.0
+EBPF_MTU_ROW = "ebpf, client MTU 1450"
+DIAGNOSTIC_CLIENT_MTU = 1450  # 1500 - 50 bytes of VXLAN: no fragmentation on the uplink
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How long and how often; ``--quick`` shrinks everything to a smoke run."""
+
+    scales: tuple[int, ...] = (10, 1_000, 10_000)
+    repeat: int = 3
+    duration: float = 5.0
+    latency_samples: int = 2_000
+    throughput_seconds: float = 8.0
+    control_services: int = 10_000
+    updates: int = 20
+    profile: Path | None = None
+
+    @classmethod
+    def quick(cls) -> Settings:
+        return cls((10,), 1, 1.0, 200, 1.0, 500, 5)
+
+
+# --------------------------------------------------------------------------- desired state
+
+
+def _vip(index: int) -> str:
+    return str(ipaddress.IPv4Address("10.96.0.0") + 1 + index)
+
+
+def _decoy_endpoints(lab: Lab, index: int, variant: int = 0) -> list[Endpoint]:
+    """Ten endpoints spread over both nodes' pod CIDRs, never a real pod's address.
+
+    ``variant`` shifts the first endpoint's address: an EndpointSet change that
+    keeps the service (what a rollout or a readiness flip produces).
+    """
+    nodes = list(lab.nodes.values())
+    out = []
+    for e in range(ENDPOINTS_PER_SERVICE):
+        node = nodes[e % len(nodes)]
+        net = ipaddress.IPv4Network(node.pod_cidr)
+        host = 10 + (index * ENDPOINTS_PER_SERVICE + e + (variant if e == 0 else 0)) % 240
+        out.append(Endpoint([str(net[host])], node=node.name))
+    return out
+
+
+def decoy(lab: Lab, index: int, variant: int = 0) -> tuple[Service, EndpointSet]:
+    name = f"svc-{index:05d}"
+    return (
+        Service(
+            "bench", name, [ServicePort(HTTP_PORT, target_port=8080)], cluster_ips=[_vip(index)]
+        ),
+        EndpointSet("bench", name, [EndpointPort(8080)], _decoy_endpoints(lab, index, variant)),
+    )
+
+
+def desired(lab: Lab, services: int) -> list[StateObject]:
+    """The lab's nodes and pods, ``services - 2`` decoys, the ClusterIP target and the NodePort.
+
+    The target ClusterIP is the last service created and sorts last by name, so
+    a layout that matches services in order meets it after all the others.
+    """
+    server = lab.pods[SERVER_POD]
+    iperf = lab.pods[IPERF_POD]
+    objs: list[StateObject] = list(base_objects(lab.plan))
+    for index in range(max(0, services - 2)):
+        objs.extend(decoy(lab, index))
+    objs += [
+        Service(
+            "bench",
+            "zz-nodeport",
+            [ServicePort(_tools.IPERF3_PORT, node_port=NODE_PORT)],
+            type="NodePort",
+            cluster_ips=[_vip(65_000)],
+        ),
+        EndpointSet(
+            "bench",
+            "zz-nodeport",
+            [EndpointPort(_tools.IPERF3_PORT)],
+            [Endpoint([iperf.ip], node=iperf.node)],
+        ),
+        Service("bench", "zz-target", [ServicePort(HTTP_PORT)], cluster_ips=[target_vip()]),
+        EndpointSet(
+            "bench",
+            "zz-target",
+            [EndpointPort(HTTP_PORT)],
+            [Endpoint([server.ip], node=server.node)],
+        ),
+    ]
+    return objs
+
+
+def target_vip() -> str:
+    return _vip(65_001)
+
+
+# --------------------------------------------------------------------------- data planes
+
+
+def unavailable(column: str) -> str | None:
+    """Why this column cannot run here (None: it can)."""
+    if column == NONE:
+        return None
+    try:
+        return backend_class(column).unavailable_reason()
+    except DataplaneError as exc:
+        return str(exc)
+
+
+@dataclass
+class Programmed:
+    """The data plane of every node of one lab, and how long each first apply took."""
+
+    planes: dict[str, Any] = field(default_factory=dict)
+    apply_s: dict[str, float] = field(default_factory=dict)
+
+
+def program(lab: Lab, column: str, objs: Sequence[StateObject]) -> Programmed:
+    """Start ``column``'s data plane on every node (as in a cluster) and apply ``objs``."""
+    out = Programmed()
+    if column == NONE:
+        return out
+    state = DesiredState(objs)
+    for name in lab.nodes:
+        plane = lab.dataplane(name, backend=column, resync_period=0).start()
+        started = time.perf_counter()
+        plane.apply(state)
+        out.apply_s[name] = time.perf_counter() - started
+        out.planes[name] = plane
+    return out
+
+
+_PREFIXES: list[str] = []
+
+
+@contextmanager
+def fresh_lab() -> Iterator[Lab]:
+    """A new lab per configuration; its prefix is kept to prove teardown at the end."""
+    with Lab(SPEC) as lab:
+        _PREFIXES.append(lab.prefix)
+        yield lab
+
+
+def leftovers() -> list[str]:
+    """Namespaces of this run's labs that still exist (should be none)."""
+    try:
+        names = os.listdir("/run/netns")
+    except FileNotFoundError:
+        return []
+    return sorted(n for n in names if any(n.startswith(p + "-") for p in _PREFIXES))
+
+
+# --------------------------------------------------------------------------- measurements
+
+
+def connections(column: str, services: int, s: Settings) -> dict[str, Any]:
+    """One configuration of measurement 1, in a lab of its own.
+
+    Latency is sampled before wrk runs, so it meets an empty conntrack table.
+    After wrk, node-0's data plane does one full resync: with the eBPF backend
+    that also scans and expires conntrack, now holding ~2 entries per connection.
+    """
+    with fresh_lab() as lab:
+        programmed = program(lab, column, desired(lab, services))
+        with _tools.nginx(lab, SERVER_POD, HTTP_PORT) as address:
+            dest = address if column == NONE else target_vip()
+            samples = _tools.connect_latency(lab, CLIENT_POD, dest, HTTP_PORT, s.latency_samples)
+            run = _tools.wrk(lab, CLIENT_POD, f"http://{dest}/", s.duration)
+        resync_s = None
+        if INGRESS_NODE in programmed.planes:
+            started = time.perf_counter()
+            programmed.planes[INGRESS_NODE].resync()
+            resync_s = time.perf_counter() - started
+    return {
+        "connections_per_s": run.requests_per_s,
+        "socket_errors": run.socket_errors,
+        "connect_us": {
+            "p50": _tools.percentile(samples, 50),
+            "p99": _tools.percentile(samples, 99),
+        },
+        "wrk_request_us": run.latency_us,
+        "apply_s": programmed.apply_s,
+        "resync_after_load_s": resync_s,
+    }
+
+
+def throughput(column: str, s: Settings, client_mtu: int | None = None) -> dict[str, Any]:
+    """One configuration of measurement 2: iperf3 through the NodePort, CPU of the machine.
+
+    ``client_mtu`` lowers the external client's MTU (inside its lab namespace)
+    so that its segments still fit the uplink after 50 bytes of VXLAN: a
+    diagnostic row showing the eBPF path without IP fragmentation.
+    """
+    with fresh_lab() as lab:
+        program(lab, column, desired(lab, 10))
+        if client_mtu is not None:
+            setter = lab.spawn(EXTERNAL, ["ip", "link", "set", "eth0", "mtu", str(client_mtu)])
+            if setter.wait(timeout=10) != 0:
+                raise _tools.ToolError(f"could not set the client MTU to {client_mtu}")
+        pod = lab.pods[IPERF_POD]
+        dest, port = (
+            (pod.ip, _tools.IPERF3_PORT)
+            if column == NONE
+            else (lab.nodes[INGRESS_NODE].ip, NODE_PORT)
+        )
+        with _tools.iperf3_server(lab, IPERF_POD, pod.ip):
+            cpu0, wall0 = _tools.cpu_busy_seconds(), time.perf_counter()
+            report = _tools.iperf3(lab, EXTERNAL, dest, s.throughput_seconds, port)
+            cpu, wall = _tools.cpu_busy_seconds() - cpu0, time.perf_counter() - wall0
+    received = report["end"]["sum_received"]
+    gbit = received["bytes"] * 8 / 1e9
+    return {
+        "gbit_per_s": received["bits_per_second"] / 1e9,
+        "cpu_s": cpu,
+        "wall_s": wall,
+        "cpu_s_per_gbit": cpu / gbit if gbit else None,
+        "retransmits": report["end"].get("sum_sent", {}).get("retransmits"),
+    }
+
+
+def control_plane(column: str, s: Settings) -> dict[str, Any]:
+    """Measurement 3 on node-0: the first full apply, then one-EndpointSet transactions."""
+    with fresh_lab() as lab:
+        objs = desired(lab, s.control_services)
+        state = DesiredState(objs)
+        started = time.perf_counter()
+        Compiler(INGRESS_NODE, preserve_source=True).compile(state)
+        compile_s = time.perf_counter() - started
+        plane = lab.dataplane(INGRESS_NODE, backend=column, resync_period=0).start()
+        profiler = cProfile.Profile() if s.profile else None
+        cpu0, started = time.process_time(), time.perf_counter()
+        if profiler:
+            profiler.enable()
+        plane.apply(state)
+        if profiler:
+            profiler.disable()
+        full_s, full_cpu = time.perf_counter() - started, time.process_time() - cpu0
+        if profiler and s.profile:
+            profiler.dump_stats(str(s.profile))
+        updates = []
+        for i in range(s.updates):
+            _svc, eps = decoy(lab, s.control_services // 2, variant=1 + i % 2)
+            started = time.perf_counter()
+            with plane.transaction() as tx:
+                tx.upsert(eps)
+            updates.append((time.perf_counter() - started) * 1e3)
+        status = plane.status()
+    return {
+        "services": s.control_services,
+        "endpoints_per_service": ENDPOINTS_PER_SERVICE,
+        "full_sync_s": full_s,
+        "full_sync_cpu_s": full_cpu,
+        "calc_compile_s": compile_s,
+        "endpoint_change_ms": {
+            "median": statistics.median(updates),
+            "max": max(updates),
+            "all": updates,
+        },
+        "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "last_error": status.last_error,
+    }
+
+
+# --------------------------------------------------------------------------- orchestration
+
+
+def _attempt(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run one configuration once the machine is quiet; a failure is recorded, the run goes on.
+
+    ``busy_cores_before`` is what other processes used just before: a high
+    value marks a run that shared the CPUs with someone else's work.
+    """
+    busy = _tools.wait_for_quiet()
+    try:
+        result = fn()
+    except (DataplaneError, _tools.ToolError) as exc:
+        result = {"error": f"{type(exc).__name__}: {exc}"}
+    return {**result, "busy_cores_before": busy}
+
+
+def _rotated(items: Sequence[T], by: int) -> list[T]:
+    """Alternate the order per repeat so no column always runs first (or after another)."""
+    k = by % len(items)
+    return [*items[k:], *items[:k]]
+
+
+def _median(runs: list[dict[str, Any]], *path: str) -> float | None:
+    values = []
+    for run in runs:
+        value: Any = run
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, int | float):
+            values.append(float(value))
+    return statistics.median(values) if values else None
+
+
+def run(s: Settings, log: Callable[[str], None]) -> dict[str, Any]:
+    """Every configuration, alternated: per repeat, each scale, each column in rotated order."""
+    columns = {c: unavailable(c) for c in COLUMNS}
+    active = [c for c, reason in columns.items() if reason is None]
+    tools = {
+        "connections": _tools.missing("wrk", "nginx"),
+        "throughput": _tools.missing("iperf3"),
+    }
+    # Throughput rows: (label, column, client MTU); the last one is a diagnostic.
+    tput_rows: list[tuple[str, str, int | None]] = [(c, c, None) for c in active]
+    if "ebpf" in active:
+        tput_rows.append((EBPF_MTU_ROW, "ebpf", DIAGNOSTIC_CLIENT_MTU))
+    raw_conn: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    raw_tput: dict[str, list[dict[str, Any]]] = {}
+    for r in range(s.repeat):
+        if tools["connections"] is None:
+            for i, scale in enumerate(s.scales):
+                for column in _rotated(active, r + i):
+                    log(f"repeat {r + 1}/{s.repeat}: connections, {scale} services, {column}")
+                    result = _attempt(functools.partial(connections, column, scale, s))
+                    raw_conn.setdefault((column, scale), []).append(result)
+        if tools["throughput"] is None:
+            for label, column, mtu in _rotated(tput_rows, r):
+                log(f"repeat {r + 1}/{s.repeat}: throughput, {label}")
+                result = _attempt(functools.partial(throughput, column, s, mtu))
+                raw_tput.setdefault(label, []).append(result)
+    control = {}
+    for column in active:
+        if column != NONE:
+            log(f"control plane, {s.control_services} services, {column}")
+            control[column] = _attempt(functools.partial(control_plane, column, s))
+    result = summarise(s, columns, tools, raw_conn, raw_tput, control)
+    result["throughput"].sort(key=lambda row: [label for label, *_ in tput_rows].index(row["row"]))
+    result["leftover_namespaces"] = leftovers()
+    return result
+
+
+def summarise(
+    s: Settings,
+    columns: dict[str, str | None],
+    tools: dict[str, str | None],
+    raw_conn: dict[tuple[str, int], list[dict[str, Any]]],
+    raw_tput: dict[str, list[dict[str, Any]]],
+    control: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """Medians per configuration and ratios against the "none" column of the same scale."""
+    conn_rows = []
+    for scale in s.scales:
+        base = _median(raw_conn.get((NONE, scale), []), "connections_per_s")
+        for column in COLUMNS:
+            runs = raw_conn.get((column, scale))
+            if runs is None:
+                continue
+            rate = _median(runs, "connections_per_s")
+            conn_rows.append(
+                {
+                    "services": scale,
+                    "column": column,
+                    "connections_per_s": rate,
+                    "vs_none": rate / base if rate and base else None,
+                    "connect_p50_us": _median(runs, "connect_us", "p50"),
+                    "connect_p99_us": _median(runs, "connect_us", "p99"),
+                    "resync_after_load_s": _median(runs, "resync_after_load_s"),
+                    "runs": runs,
+                }
+            )
+    base_tput = _median(raw_tput.get(NONE, []), "gbit_per_s")
+    tput_rows = []
+    for label, runs in raw_tput.items():
+        gbit = _median(runs, "gbit_per_s")
+        tput_rows.append(
+            {
+                "row": label,
+                "gbit_per_s": gbit,
+                "vs_none": gbit / base_tput if gbit and base_tput else None,
+                "cpu_s_per_gbit": _median(runs, "cpu_s_per_gbit"),
+                "retransmits": _median(runs, "retransmits"),
+                "runs": runs,
+            }
+        )
+    return {
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(s).items()},
+        "machine": {"cpus": os.cpu_count(), "kernel": os.uname().release},
+        "source": provenance(),
+        "skipped": {
+            **{c: reason for c, reason in columns.items() if reason},
+            **{m: reason for m, reason in tools.items() if reason},
+        },
+        "targets": {**TARGETS, "endpoint_change_ms": TARGET_UPDATE_MS},
+        "connections": conn_rows,
+        "throughput": tput_rows,
+        "control_plane": control,
+    }
+
+
+def provenance() -> dict[str, str | None]:
+    """Which code was measured: the tree changes under the benchmark while others work."""
+    package = Path(dataplane.__file__).parent
+    obj = package / "backends" / "ebpf" / "objects" / "dataplane.o"
+    head = None
+    with suppress(OSError, subprocess.CalledProcessError):
+        head = subprocess.run(
+            ["git", "-C", str(package), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    return {
+        "package": str(package),
+        "git_head": head,
+        "ebpf_object_sha256": hashlib.sha256(obj.read_bytes()).hexdigest()
+        if obj.exists()
+        else None,
+    }
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _errors(row: dict[str, Any]) -> str:
+    errors = [r["error"] for r in row["runs"] if "error" in r]
+    return f"  errors: {errors}" if errors else ""
+
+
+def table(result: dict[str, Any]) -> str:
+    """The result as plain-text tables (medians; ratios against the "none" column)."""
+    lines = [
+        "New connections/s (wrk, Connection: close) and connect() latency, "
+        "pod (node-0) -> ClusterIP -> nginx pod (node-1)",
+        f"{'services':>8}  {'data plane':<10} {'conn/s':>8} {'vs none':>7} "
+        f"{'p50 µs':>7} {'p99 µs':>7} {'resync s':>8}",
+    ]
+    for row in result["connections"]:
+        lines.append(
+            f"{row['services']:>8}  {row['column']:<10} "
+            f"{_fmt(row['connections_per_s'], ',.0f'):>8} {_fmt(row['vs_none'], '.0%'):>7} "
+            f"{_fmt(row['connect_p50_us'], '.1f'):>7} {_fmt(row['connect_p99_us'], '.1f'):>7} "
+            f"{_fmt(row['resync_after_load_s'], '.2f'):>8}" + _errors(row)
+        )
+    lines += [
+        "",
+        "Single-stream iperf3, external client -> NodePort (node-0) -> pod (node-1); "
+        "'none' goes straight to the pod",
+        f"{'data plane':<22} {'Gbit/s':>7} {'vs none':>7} {'CPU-s/Gbit':>10} {'retrans':>8}",
+    ]
+    for row in result["throughput"]:
+        lines.append(
+            f"{row['row']:<22} {_fmt(row['gbit_per_s'], '.2f'):>7} "
+            f"{_fmt(row['vs_none'], '.0%'):>7} {_fmt(row['cpu_s_per_gbit'], '.3f'):>10} "
+            f"{_fmt(row['retransmits'], '.0f'):>8}" + _errors(row)
+        )
+    for column, cp in result["control_plane"].items():
+        lines.append("")
+        if "error" in cp:
+            lines.append(f"Control plane ({column}): {cp['error']}")
+            continue
+        change = cp["endpoint_change_ms"]
+        lines += [
+            f"Control plane ({column}), {cp['services']:,} services x "
+            f"{cp['endpoints_per_service']} endpoints, node-0:",
+            f"  first full apply {cp['full_sync_s']:.2f} s (process CPU "
+            f"{cp['full_sync_cpu_s']:.2f} s; calc compile alone {cp['calc_compile_s']:.2f} s)"
+            f"  target <= {TARGETS['full_sync_s']} s",
+            f"  one EndpointSet  median {change['median']:.2f} ms, max {change['max']:.2f} ms"
+            f" ({len(change['all'])} transactions)  target <= {TARGET_UPDATE_MS} ms",
+            f"  max RSS of the benchmark process {cp['max_rss_mb']:.0f} MB",
+        ]
+    lines.append("")
+    for what, reason in result["skipped"].items():
+        lines.append(f"skipped {what}: {reason}")
+    left = result.get("leftover_namespaces")
+    lines.append(f"lab namespaces left behind: {left if left else 'none'}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--json", type=Path, help="also write the full result here")
+    parser.add_argument("--quick", action="store_true", help="smoke run of a few seconds")
+    parser.add_argument("--repeat", type=int, help="fresh-lab runs per configuration (3)")
+    parser.add_argument("--duration", type=float, help="seconds of wrk per run (5)")
+    parser.add_argument("--scales", help="comma-separated service counts (10,1000,10000)")
+    parser.add_argument("--profile", type=Path, help="cProfile the full sync into this file")
+    args = parser.parse_args(argv)
+    s = Settings.quick() if args.quick else Settings()
+    overrides: dict[str, Any] = {}
+    if args.repeat:
+        overrides["repeat"] = args.repeat
+    if args.duration:
+        overrides["duration"] = args.duration
+    if args.scales:
+        overrides["scales"] = tuple(int(v) for v in args.scales.split(","))
+    if args.profile:
+        overrides["profile"] = args.profile
+    s = Settings(**{**vars(s), **overrides})
+    if os.geteuid() != 0:
+        print("needs root: every measurement runs in lab network namespaces", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    result = run(
+        s,
+        lambda msg: print(
+            f"[{time.perf_counter() - started:6.1f}s] {msg}", file=sys.stderr, flush=True
+        ),
+    )
+    result["elapsed_s"] = time.perf_counter() - started
+    print(table(result))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    if s.profile:
+        out = io.StringIO()
+        pstats.Stats(str(s.profile), stream=out).sort_stats("cumulative").print_stats(25)
+        print(out.getvalue())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""eBPF policy with real packets: failsafes under a deny-all host endpoint, revocation of
+established flows (policy and IP-set changes), dump and rule hit counters.
+
+The behaviour suite (tests/behaviour) checks each policy scenario's outcome
+against the reference; these tests check what only a kernel shows: that
+verdicts kept in conntrack are re-judged when the policy changes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import attrs
+import pytest
+
+from dataplane import DesiredState
+from dataplane.backends.ebpf import EbpfBackend
+from dataplane.lab import Lab
+from dataplane.lab.netns import unavailable_reason
+from dataplane.model import EntityMatch, HostEndpoint, Policy, Rule, StateObject, WorkloadEndpoint
+from dataplane.scenarios.cluster import STANDARD_SPEC, base_objects
+
+pytestmark = [
+    pytest.mark.kernel,
+    pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason())),
+    pytest.mark.skipif(
+        EbpfBackend.unavailable_reason() is not None,
+        reason=str(EbpfBackend.unavailable_reason()),
+    ),
+]
+
+W1, C1, W2 = "default/web-1", "default/cli-1", "default/web-2"
+PORT = 8080
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    with Lab(STANDARD_SPEC) as running:
+        running.serve("ext", 6443)  # an outbound failsafe port
+        running.serve("ext", PORT)
+        yield running
+
+
+@pytest.fixture(scope="module")
+def planes(lab: Lab) -> Iterator[dict[str, Any]]:
+    started: dict[str, Any] = {}
+    try:
+        for name in lab.nodes:
+            started[name] = lab.dataplane(name, backend="ebpf", resync_period=0).start()
+        yield started
+    finally:
+        for dp in started.values():
+            dp.cleanup()
+            dp.close()
+
+
+def apply(lab: Lab, planes: dict[str, Any], extra: Sequence[StateObject] = ()) -> None:
+    state = DesiredState([*base_objects(lab.plan), *extra])
+    for dp in planes.values():
+        dp.apply(state)
+
+
+def web_only_from_cli() -> Policy:
+    return Policy(
+        "web-from-cli",
+        "default",
+        selector='app == "web"',
+        ingress=[Rule("Allow", source=EntityMatch(selector='app == "cli"'))],
+    )
+
+
+def wait_until_broken(conn: Any, seconds: float = 3.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not conn.ping():
+            return True
+    return False
+
+
+def test_deny_all_host_endpoint_keeps_failsafes(lab: Lab, planes: dict[str, Any]) -> None:
+    apply(lab, planes, [HostEndpoint("n1-all", "n1", "*")])  # no policy: deny all
+    assert lab.probe("ext", "n1", 22).connected, "inbound failsafe tcp:22"
+    assert lab.probe("ext", "n1", PORT).outcome == "timeout"
+    assert lab.probe("ext", "n1", PORT, "udp").outcome == "timeout"
+    assert lab.probe("n1", "ext", 6443).connected, "outbound failsafe tcp:6443"
+    assert lab.probe("n1", "ext", PORT).outcome == "timeout"
+    assert lab.probe("ext", "n2", PORT).connected, "the other node has no host endpoint"
+    assert lab.probe(C1, W2, PORT).connected, "forwarded traffic is not host traffic"
+    apply(lab, planes)
+    assert lab.probe("ext", "n1", PORT).connected
+
+
+def test_revoked_policy_stops_an_established_connection(lab: Lab, planes: dict[str, Any]) -> None:
+    apply(lab, planes)
+    with lab.open_connection(C1, W1, PORT, interval=0.1, timeout=0.5) as conn:
+        assert conn.ping()
+        deny = Policy("deny-web", "default", selector='app == "web"', types=["Ingress"])
+        apply(lab, planes, [deny])
+        assert wait_until_broken(conn), "a revoked permission must stop the flow"
+        assert conn.status().failures > 0
+    assert lab.probe(C1, W1, PORT).outcome == "timeout"
+    apply(lab, planes)
+    assert lab.probe(C1, W1, PORT).connected
+
+
+def test_ip_set_member_removal_stops_its_flow(lab: Lab, planes: dict[str, Any]) -> None:
+    apply(lab, planes, [web_only_from_cli()])
+    with lab.open_connection(C1, W1, PORT, interval=0.1, timeout=0.5) as conn:
+        assert conn.ping()
+        relabelled = [
+            attrs.evolve(o, labels={"app": "other"})
+            if isinstance(o, WorkloadEndpoint) and f"{o.namespace}/{o.name}" == C1
+            else o
+            for o in base_objects(lab.plan)
+        ]
+        state = DesiredState([*relabelled, web_only_from_cli()])
+        for dp in planes.values():
+            dp.apply(state)
+        assert wait_until_broken(conn), "leaving the allowed set must stop the flow"
+    apply(lab, planes)
+
+
+def test_dump_shows_programs_sets_and_rule_hits(lab: Lab, planes: dict[str, Any]) -> None:
+    apply(lab, planes, [web_only_from_cli()])
+    assert lab.probe(C1, W1, PORT).connected
+    backend = planes["n1"].backend
+    dump = backend.dump()
+    web = lab.pods[W1].interface
+    to_pod = dump["policy"][web]["chains"]["to"]
+    assert any("allow" in line and "default/web-from-cli ingress[0]" in line for line in to_pod)
+    cli_ip = lab.pods[C1].ip
+    assert any(f"{cli_ip}/32" in members for members in dump["ip_sets"].values())
+    assert backend.rule_hits()["default/web-from-cli ingress[0]"] >= 1
+    apply(lab, planes)
