@@ -8,7 +8,7 @@ one key) live here, so they run for both paths.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
 from dataplane.errors import Problem, ValidationError
@@ -39,35 +39,24 @@ T = TypeVar("T")
 class DesiredState:
     """An immutable set of desired-state objects, at most one per key."""
 
-    __slots__ = ("_by_key", "_by_kind")
+    __slots__ = ("_by_kind",)
 
     def __init__(self, objects: Iterable[StateObject] = ()) -> None:
-        by_key: dict[ObjectKey, StateObject] = {}
+        by_kind: dict[str, dict[ObjectKey, StateObject]] = {}
         for obj in objects:
             if not isinstance(obj, STATE_TYPES):
                 raise ValidationError.single(
                     "DesiredState", "objects", f"not a desired-state object: {obj!r}"
                 )
-            if obj.key in by_key and by_key[obj.key] != obj:
+            key = obj.key
+            kind = by_kind.setdefault(key.kind, {})
+            if key in kind and kind[key] != obj:
                 raise ValidationError.single(
-                    str(obj.key), "name", "given twice with different contents"
+                    str(key), "name", "given twice with different contents"
                 )
-            by_key[obj.key] = obj
-        self._by_key = by_key
-        self._by_kind: dict[str, dict[ObjectKey, StateObject]] = {}
-        for key, obj in by_key.items():
-            self._by_kind.setdefault(key.kind, {})[key] = obj
+            kind[key] = obj
+        self._by_kind = by_kind
         self._check_references()
-
-    @classmethod
-    def _trusted(cls, by_key: dict[ObjectKey, StateObject]) -> DesiredState:
-        state = cls.__new__(cls)
-        state._by_key = by_key
-        state._by_kind = {}
-        for key, obj in by_key.items():
-            state._by_kind.setdefault(key.kind, {})[key] = obj
-        state._check_references()
-        return state
 
     def _check_references(self) -> None:
         tiers = {k.name for k in self._by_kind.get("Tier", {})} | {DEFAULT_TIER}
@@ -78,25 +67,26 @@ class DesiredState:
 
     # ------------------------------------------------------------ reading
     def __iter__(self) -> Iterator[StateObject]:
-        return iter(self._by_key.values())
+        for objs in self._by_kind.values():
+            yield from objs.values()
 
     def __len__(self) -> int:
-        return len(self._by_key)
+        return sum(len(objs) for objs in self._by_kind.values())
 
     def __contains__(self, key: object) -> bool:
-        return key in self._by_key
+        return isinstance(key, ObjectKey) and key in self._by_kind.get(key.kind, {})
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, DesiredState) and self._by_key == other._by_key
+        if not isinstance(other, DesiredState):
+            return False
+        mine = {k: v for k, v in self._by_kind.items() if v}
+        theirs = {k: v for k, v in other._by_kind.items() if v}
+        return mine == theirs
 
     __hash__ = None  # type: ignore[assignment]
 
     def get(self, key: ObjectKey) -> StateObject | None:
-        return self._by_key.get(key)
-
-    @property
-    def by_key(self) -> Mapping[ObjectKey, StateObject]:
-        return self._by_key
+        return self._by_kind.get(key.kind, {}).get(key)
 
     def of_kind(self, kind: type[T]) -> list[T]:
         found = self._by_kind.get(kind.kind, {})  # type: ignore[attr-defined]
@@ -114,22 +104,45 @@ class DesiredState:
     def changed(
         self, upserts: Iterable[StateObject] = (), deletes: Iterable[ObjectKey] = ()
     ) -> DesiredState:
-        """A new state with ``upserts`` put and ``deletes`` removed (unknown keys are fine)."""
-        by_key = dict(self._by_key)
+        """A new state with ``upserts`` put and ``deletes`` removed (unknown keys are fine).
+
+        Only the kinds that change are copied, so a one-object change costs the
+        size of its kind, not of the whole state (this is on the update path).
+        """
+        by_kind = dict(self._by_kind)
+        copied: set[str] = set()
+
+        def kind_of(key: ObjectKey) -> dict[ObjectKey, StateObject]:
+            if key.kind not in copied:
+                by_kind[key.kind] = dict(by_kind.get(key.kind, {}))
+                copied.add(key.kind)
+            return by_kind[key.kind]
+
         for key in deletes:
-            by_key.pop(key, None)
+            kind_of(key).pop(key, None)
         for obj in upserts:
             if not isinstance(obj, STATE_TYPES):
                 raise ValidationError.single(
                     "transaction", "upsert", f"not a desired-state object: {obj!r}"
                 )
-            by_key[obj.key] = obj
-        return DesiredState._trusted(by_key)
+            kind_of(obj.key)[obj.key] = obj
+        state = DesiredState.__new__(DesiredState)
+        state._by_kind = by_kind
+        if copied & {"Policy", "Tier"}:
+            state._check_references()
+        return state
 
     def diff(self, old: DesiredState) -> tuple[list[StateObject], list[ObjectKey]]:
         """What turns ``old`` into this state: (upserted objects, deleted keys)."""
-        ups = [o for k, o in self._by_key.items() if old._by_key.get(k) != o]
-        dels = [k for k in old._by_key if k not in self._by_key]
+        ups: list[StateObject] = []
+        dels: list[ObjectKey] = []
+        for kind in set(self._by_kind) | set(old._by_kind):
+            mine = self._by_kind.get(kind, {})
+            theirs = old._by_kind.get(kind, {})
+            if mine is theirs:
+                continue
+            ups += [o for k, o in mine.items() if theirs.get(k) != o]
+            dels += [k for k in theirs if k not in mine]
         return ups, dels
 
     def __repr__(self) -> str:
