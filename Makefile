@@ -39,8 +39,14 @@ test-unit: setup
 demo: setup bpf
 	$(VENV)/bin/dataplane demo
 
+# Benchmarks (not part of `make test`; about 45 minutes, needs root for the lab ones).
 bench: setup bpf
+	@scripts/setup-system.sh bench
 	$(PY) bench/calc.py
+	$(PY) bench/lab.py
+	$(PY) bench/iptables_dispatch.py
+	$(PY) bench/ebpf_services.py
+	$(PY) bench/ebpf_policy.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the kernel backends, their tests and the demo need.
+# Installs the Debian packages the kernel backends, their tests and the demo need;
+# with the argument "bench", also the load generators the benchmarks use.
 # Idempotent: does nothing when everything is present. Needs root (CI runs as root).
 set -euo pipefail
 need=()
+if [ "${1:-}" = bench ]; then
+  for pair in wrk:wrk nginx:nginx-light iperf3:iperf3; do
+    command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair##*:}")
+  done
+fi
 for pair in clang:clang llc:llvm bpftool:bpftool iptables:iptables ipset:ipset \
-            ip:iproute2 conntrack:conntrack; do
+            ip:iproute2 conntrack:conntrack nsenter:util-linux; do
   cmd=${pair%%:*}; pkg=${pair##*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
