@@ -4,6 +4,7 @@ Run as root (everything happens inside lab namespaces; see docs/lab.md)::
 
     .venv/bin/python bench/iptables_dispatch.py [--flavour nft|legacy] [--repeat 3]
     .venv/bin/python bench/iptables_dispatch.py --quick   # smoke run
+    .venv/bin/python bench/iptables_dispatch.py --control-plane-only [--quick]
 
 1. New TCP connections/s (``wrk -H 'Connection: close'`` against nginx) and
    first-packet latency (a blocking ``connect()``, SYN → SYN/ACK) from a pod
@@ -15,9 +16,10 @@ Run as root (everything happens inside lab namespaces; see docs/lab.md)::
        the average walk);
    (c) "backend": this project's iptables backend (dispatch tree).
    Target: (c) keeps ≥ 80 % of (a)'s rate at 10,000 services.
-2. Control plane: a full sync of 10,000 services × 10 endpoints into a fresh
-   namespace (target ≤ 5 s), then one endpoint change (median of 5; target
-   ≤ 100 ms), for each flavour.
+2. Control plane: ``start()`` and a full sync of 10,000 services × 10 endpoints
+   into a fresh namespace (target ≤ 5 s), one endpoint change (median of 5;
+   target ≤ 100 ms), a restart (a second instance: ``start()`` + full apply of
+   the same IR, which must write nothing) and ``cleanup()``, for each flavour.
 
 Every configuration gets a fresh lab (a filling conntrack table skews later
 runs), configurations are alternated within each repeat, medians reported.
@@ -230,21 +232,21 @@ def measure(config: str, count: int, flavour: str, seconds: float, probes: int) 
 
 
 def sync_times(flavour: str, services: int, endpoints: int, changes: int) -> dict[str, float]:
-    """Full sync of ``services`` × ``endpoints`` into a fresh node, then single endpoint changes."""
+    """Start and full sync of ``services`` × ``endpoints`` into a fresh node, single endpoint
+    changes, then a restart (a second instance starts and applies the same IR)."""
     with Lab(LabSpec.uniform(1, 1, fabric_clients=0)) as lab:
         node = lab.nodes["node-0"]
-        backend = IptablesBackend(
-            DataplaneConfig(
-                backend="iptables",
-                node_name="node-0",
-                netns=node.netns,
-                instance=f"{lab.prefix}-n0",
-                options={"iptables_flavour": flavour},
-            )
+        config = DataplaneConfig(
+            backend="iptables",
+            node_name="node-0",
+            netns=node.netns,
+            instance=f"{lab.prefix}-n0",
+            options={"iptables_flavour": flavour},
         )
-        backend.start()
+        backend = IptablesBackend(config)
         ir = service_ir(node.ip, services, None, endpoints)
         started = time.perf_counter()
+        backend.start()
         backend.apply(IRDelta(ir=ir, full=True))
         full = time.perf_counter() - started
         timings = []
@@ -260,26 +262,26 @@ def sync_times(flavour: str, services: int, endpoints: int, changes: int) -> dic
             started = time.perf_counter()
             backend.apply(IRDelta(ir=ir, frontends_upserted=(fe,)))
             timings.append(time.perf_counter() - started)
-        rules = backend.dump()["rules"]
-        backend.cleanup()
-    return {"full_s": full, "change_ms": statistics.median(timings) * 1e3, "rules": rules}
+        started = time.perf_counter()
+        successor = IptablesBackend(config)
+        successor.start()
+        successor.apply(IRDelta(ir=ir, full=True))
+        restart = time.perf_counter() - started
+        rules = successor.dump()["rules"]
+        started = time.perf_counter()
+        successor.cleanup()
+        cleanup = time.perf_counter() - started
+    return {
+        "full_s": full,
+        "change_ms": statistics.median(timings) * 1e3,
+        "restart_s": restart,
+        "cleanup_s": cleanup,
+        "rules": rules,
+    }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--flavour", choices=("nft", "legacy"), default="nft")
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--duration", type=float, default=3.0)
-    parser.add_argument("--probes", type=int, default=1000)
-    parser.add_argument("--scales", default="10,1000,10000")
-    parser.add_argument("--quick", action="store_true", help="tiny run: does the script work")
-    args = parser.parse_args()
-    reason = _tools.missing("wrk", "nginx", "ipset", "conntrack", Flavour(args.flavour).restore)
-    if reason:
-        print(
-            f"cannot run: {reason}; wrk and nginx measure the kernel, not Python", file=sys.stderr
-        )
-        return 2
+def data_plane(args: argparse.Namespace) -> None:
+    """Part 1: connections/s and first-packet latency per configuration and scale."""
     scales = [int(s) for s in args.scales.split(",")]
     if args.quick:
         scales, args.repeat, args.duration, args.probes = [10, 100], 1, 1.0, 100
@@ -303,12 +305,45 @@ def main() -> int:
             print(
                 f"{count:>8} {config:<8} {rate:>9.0f} {rate / base:>6.2f} {p50:>8.1f} {p99:>8.1f}"
             )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--flavour", choices=("nft", "legacy"), default="nft")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=3.0)
+    parser.add_argument("--probes", type=int, default=1000)
+    parser.add_argument("--scales", default="10,1000,10000")
+    parser.add_argument("--quick", action="store_true", help="tiny run: does the script work")
+    parser.add_argument(
+        "--control-plane-only", action="store_true", help="only part 2: sync and update times"
+    )
+    args = parser.parse_args()
+    tools = (
+        ("ipset", "conntrack")
+        if args.control_plane_only
+        else ("wrk", "nginx", "ipset", "conntrack")
+    )
+    reason = _tools.missing(*tools, Flavour(args.flavour).restore)
+    if reason:
+        print(
+            f"cannot run: {reason}; wrk and nginx measure the kernel, not Python", file=sys.stderr
+        )
+        return 2
+    if not args.control_plane_only:
+        data_plane(args)
     services, endpoints = (100, 10) if args.quick else (10_000, 10)
     print(f"\nsync of {services} services x {endpoints} endpoints (fresh namespace)\n")
-    print(f"{'flavour':<8} {'full sync s':>11} {'1 change ms':>11} {'rules':>8}")
+    print(
+        f"{'flavour':<8} {'full sync s':>11} {'1 change ms':>11} {'restart s':>9}"
+        f" {'cleanup s':>9} {'rules':>8}"
+    )
     for flavour in ("legacy", "nft"):
         s = sync_times(flavour, services, endpoints, 5)
-        print(f"{flavour:<8} {s['full_s']:>11.2f} {s['change_ms']:>11.1f} {s['rules']:>8.0f}")
+        print(
+            f"{flavour:<8} {s['full_s']:>11.2f} {s['change_ms']:>11.1f} {s['restart_s']:>9.2f}"
+            f" {s['cleanup_s']:>9.2f} {s['rules']:>8.0f}"
+        )
     return 0
 
 

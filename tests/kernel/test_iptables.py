@@ -415,7 +415,8 @@ def _iptables_only(text: str) -> list[str]:
 
 
 def test_restart_adopts_without_rewriting(lab: Lab, backend: IptablesBackend) -> None:
-    fe = _cluster_ip((_backend(lab, "default/pod-1-0"),))
+    # two backends: the statistic rules must be rendered the way save prints them too
+    fe = _cluster_ip((_backend(lab, "default/pod-1-0"), _backend(lab, "default/pod-1-1")))
     ir = _ir(lab, fe)
     backend.apply(IRDelta(ir=ir, full=True))
     conn = lab.open_connection("default/pod-0-0", str(VIP), 80)

@@ -80,9 +80,6 @@ class Runner:
         """Apply ``payload`` with ``iptables-*-restore --noflush`` (atomic per table)."""
         self.run([tool, "--noflush", "-w", LOCK_WAIT_SECONDS], stdin=payload)
 
-    def save(self, tool: str, table: str) -> str:
-        return self.run([tool, "-t", table])
-
     def ipset_restore(self, payload: str, *, busy_wait: float = 0.0) -> None:
         """``ipset restore``; with ``busy_wait``, retry while a set is still "in use".
 

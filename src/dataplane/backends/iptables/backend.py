@@ -2,7 +2,8 @@
 
 Sync: every IR object renders to a piece of the desired state (pure, see
 ``render_*``); an incremental delta re-renders only the pieces it names, a
-full one re-renders everything and re-reads the kernel. The restore plan
+full one re-renders everything and re-reads the kernel (unless ``start()`` has
+just read it and nothing was written since). The restore plan
 then writes only chains and sets whose wanted content differs from what is
 installed, atomically per table. A failed write raises ``BackendError`` and
 forgets what it believed installed, so the engine's ``apply(full=True)``
@@ -78,6 +79,7 @@ class IptablesBackend(Backend):
         self._flavour: Flavour | None = None
         self._store = Store()
         self._installed: readback.Installed | None = None
+        self._just_read = False  # _installed was read from the kernel and nothing written since
         self._ir: DataplaneIR | None = None
         self._filtered: set[FrontendKey] = set()
         self._warnings: tuple[str, ...] = ()
@@ -96,6 +98,7 @@ class IptablesBackend(Backend):
     def start(self) -> None:
         with self._lock:
             self._installed = self._read(self._ensure_flavour())
+            self._just_read = True
 
     def apply(self, delta: IRDelta) -> None:
         with self._lock:
@@ -110,7 +113,8 @@ class IptablesBackend(Backend):
         with self._lock:
             flavours = [Flavour(name) for name in FLAVOURS if Flavour(name).installed]
             for flavour in flavours:  # rules of both flavours first: they pin the sets
-                self._write(flavour, restore.removal(self._read(flavour), sets=False))
+                plan = restore.removal(self._read(flavour), sets=False, max_names=flavour.max_names)
+                self._write(flavour, plan)
             if flavours:
                 self._write(flavours[0], restore.removal(self._read(flavours[0]), sets=True))
             self._store, self._installed, self._ir = Store(), None, None
@@ -132,8 +136,11 @@ class IptablesBackend(Backend):
 
     def _apply(self, delta: IRDelta) -> None:
         flavour = self._ensure_flavour()
-        if delta.full or self._installed is None:
+        # A full delta re-reads to catch drift, unless start() has just read the kernel
+        # (the engine's first apply is full: at 10k services a read costs seconds).
+        if self._installed is None or (delta.full and not self._just_read):
             self._installed = self._read(flavour)
+        self._just_read = False
         installed = self._installed
         rebuild = delta.full or delta.settings_changed or self._ir is None
         if rebuild:
@@ -147,7 +154,7 @@ class IptablesBackend(Backend):
             self._render_delta(delta)
             chain_keys, set_names = self._store.take_dirty()
             wanted_hooks, hooks = {k: r[0] for k, r in installed.hooks.items()}, {}
-        plan = restore.plan(self._store, installed, chain_keys, set_names, hooks)
+        plan = restore.plan(self._store, installed, chain_keys, set_names, hooks, flavour.max_names)
         self._write(flavour, plan)
         restore.record(installed, self._store, chain_keys, set_names, wanted_hooks)
         old_ir, self._ir = self._ir, delta.ir
@@ -156,8 +163,8 @@ class IptablesBackend(Backend):
 
     def _write(self, flavour: Flavour, plan: restore.Plan) -> None:
         self._runner.ipset_restore(plan.sets_before)
-        if plan.tables:
-            self._runner.restore(flavour.restore, "".join(plan.tables.values()))
+        for payload in plan.restores:
+            self._runner.restore(flavour.restore, payload)
         self._runner.ipset_restore(plan.sets_after, busy_wait=2.0)
 
     def _render_all(self, ir: DataplaneIR) -> Store:

@@ -114,8 +114,10 @@ def probability(i: int, n: int) -> str:
     return f"{fixed / 0x80000000:.11f}"
 
 
-def _dnat(proto: str, b: Backend) -> str:
-    return f"-p {proto} -j DNAT --to-destination {b.address}:{b.port}"
+def _dnat(proto: str, b: Backend, *matches: str) -> str:
+    """A DNAT rule; ``-p`` goes first because that is where iptables-save prints it
+    (a rule rendered differently would never compare equal to its read-back)."""
+    return _join(f"-p {proto}", *matches, f"-j DNAT --to-destination {b.address}:{b.port}")
 
 
 @attrs.define
@@ -139,7 +141,7 @@ class _Builder:
         """Rules that pick one of ``backends`` for packets matching ``match``."""
         n = len(backends)
         if self.fe.affinity_timeout is None:
-            return [_join(match, _stat(i, n), _dnat(self.proto, b)) for i, b in enumerate(backends)]
+            return [_dnat(self.proto, b, match, _stat(i, n)) for i, b in enumerate(backends)]
         seps = [self.sticky_endpoint(b) for b in backends]
         remembered = [
             _join(match, f"-m set --match-set {aff} src", f"-g {sep}") for sep, aff in seps
@@ -191,7 +193,7 @@ def frontend_piece(fe: Frontend, sn: ServiceNames) -> Piece:
             if not route.backends:
                 rules.append(_join(match, "-j RETURN"))
             elif len(route.backends) == 1 and fe.affinity_timeout is None:
-                rules.append(_join(match, _dnat(b.proto, route.backends[0])))
+                rules.append(_dnat(b.proto, route.backends[0], match))
             else:
                 rules.append(_join(match, f"-g {b.pool(route.backends)}"))
     b.nat[sn.nat_chain(fe.key)] = tuple(rules)

@@ -11,11 +11,24 @@ at 10k services rewrites one or two chains.
 IP sets go in two ``ipset restore`` steps around the iptables write: sets and
 members first (rules may only reference existing sets), destruction last
 (a referenced set cannot be destroyed).
+
+Large payloads for iptables-nft are split (``max_names``): iptables-nft 1.8.9
+keeps every chain name a restore mentions (declared, appended to, jumped to)
+in a sorted linked list, searched from its head for each command, so one
+restore of 20k chains spends seconds in ``strcmp`` (10k services: 5.5 s
+against 2.4 s for the same rules without ``--noflush``). Each split restore
+mentions at most ``max_names`` chains, and they go bottom-up: a chain is
+written after every chain it jumps to, changed chains that nothing references
+yet stay unreachable until the chain above them is switched, and removals
+come last, so every intermediate state is the old or the new version of each
+chain. Such a write is atomic per chain, not per table; a failure in the
+middle leaves a consistent mix that the next full apply converges.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from itertools import pairwise
 
 import attrs
 
@@ -25,15 +38,15 @@ from dataplane.backends.iptables.store import TABLES, ChainKey, Rules, SetSpec, 
 
 @attrs.frozen
 class Plan:
-    """What one apply writes."""
+    """What one apply writes: ``restores`` are successive ``iptables-restore`` inputs."""
 
     sets_before: str = ""
-    tables: Mapping[str, str] = attrs.field(factory=dict)
+    restores: tuple[str, ...] = ()
     sets_after: str = ""
 
     @property
     def empty(self) -> bool:
-        return not (self.sets_before or self.tables or self.sets_after)
+        return not (self.sets_before or self.restores or self.sets_after)
 
 
 def hook_lines(
@@ -59,27 +72,85 @@ def table_payloads(
     installed: Mapping[ChainKey, Rules],
     keys: Iterable[ChainKey],
     hooks: Mapping[str, list[str]],
-) -> dict[str, str]:
-    """One restore block per table that has something to change."""
-    declare: dict[str, list[str]] = {t: [] for t in TABLES}
-    fill: dict[str, list[str]] = {t: [] for t in TABLES}
-    delete: dict[str, list[str]] = {t: [] for t in TABLES}
-    for key in sorted(keys):
-        table, chain = key
-        want, have = wanted.get(key), installed.get(key)
-        if want == have:
-            continue
-        declare[table].append(f":{chain} - [0:0]")
-        if want is None:
-            delete[table].append(f"-X {chain}")
-        else:
-            fill[table].extend(f"-A {chain} {rule}" for rule in want)
+    max_names: int | None = None,
+) -> dict[str, list[str]]:
+    """Per table that has something to change, its restore blocks in the order to apply.
+
+    One block per table, unless the table's changes mention more than ``max_names``
+    chains (see the module docstring)."""
+    changed: dict[str, dict[str, Rules | None]] = {t: {} for t in TABLES}
+    for table, chain in sorted(keys):
+        want, have = wanted.get((table, chain)), installed.get((table, chain))
+        if want != have:
+            changed[table][chain] = want
     out = {}
     for table in TABLES:
-        body = declare[table] + fill[table] + hooks.get(table, []) + delete[table]
-        if body:
-            out[table] = "\n".join([f"*{table}", *body, "COMMIT", ""])
+        chains, table_hooks = changed[table], hooks.get(table, [])
+        if not (chains or table_hooks):
+            continue
+        if max_names is None or _mentioned(chains) <= max_names:
+            out[table] = [_block(table, chains, table_hooks)]
+        else:
+            out[table] = _split(table, chains, table_hooks, max_names)
     return out
+
+
+def _block(table: str, chains: Mapping[str, Rules | None], hooks: list[str]) -> str:
+    """``:CHAIN`` for every chain (create or flush), refills, hook changes, then ``-X``
+    of the chains whose wanted content is None."""
+    fill = [f"-A {chain} {rule}" for chain, rules in chains.items() for rule in rules or ()]
+    body = [f":{chain} - [0:0]" for chain in chains] + fill + hooks
+    body += [f"-X {chain}" for chain, rules in chains.items() if rules is None]
+    return "\n".join([f"*{table}", *body, "COMMIT", ""])
+
+
+def _targets(chains: Mapping[str, Rules | None]) -> dict[str, set[str]]:
+    """The targets each chain's rules name (``-j``/``-g``): chains, and builtins like DNAT,
+    which iptables-nft lists the same way."""
+    out: dict[str, set[str]] = {}
+    for chain, rules in chains.items():
+        pairs = (pair for rule in rules or () for pair in pairwise(rule.split()))
+        out[chain] = {b for a, b in pairs if a in ("-j", "-g")}
+    return out
+
+
+def _mentioned(chains: Mapping[str, Rules | None]) -> int:
+    return len(set(chains).union(*_targets(chains).values()))
+
+
+def _split(
+    table: str, chains: Mapping[str, Rules | None], hooks: list[str], max_names: int
+) -> list[str]:
+    """Bottom-up blocks mentioning at most ``max_names`` chains; hooks, then removals, last."""
+    targets = _targets(chains)
+    rewrite = {c for c, rules in chains.items() if rules is not None}
+    height: dict[str, int] = {}
+
+    def level(chain: str) -> int:
+        if chain not in height:
+            below = [level(t) for t in targets[chain] & rewrite if t != chain]
+            height[chain] = 1 + max(below, default=-1)
+        return height[chain]
+
+    groups: list[list[str]] = [[]]
+    names: set[str] = set()
+    for chain in sorted(rewrite, key=lambda c: (level(c), c)):
+        mentions = {chain} | targets[chain]
+        if groups[-1] and len(names | mentions) > max_names:
+            groups.append([])
+            names = set()
+        groups[-1].append(chain)
+        names |= mentions
+    # the hooks point at fixed chains: they change with the last rewrite, after all below it
+    blocks = [
+        _block(table, {c: chains[c] for c in group}, hooks if i == len(groups) - 1 else [])
+        for i, group in enumerate(groups)
+    ]
+    gone = sorted(set(chains) - rewrite)
+    chunks = [gone[i : i + max_names] for i in range(0, len(gone), max_names)]
+    blocks += [_block(table, dict.fromkeys(chunk, ()), []) for chunk in chunks]  # unlink all first
+    blocks += [_block(table, dict.fromkeys(chunk), []) for chunk in chunks]
+    return blocks
 
 
 def _set_lines(
@@ -103,6 +174,7 @@ def plan(
     chain_keys: Iterable[ChainKey],
     set_names: Iterable[str],
     hooks: Mapping[str, list[str]],
+    max_names: int | None = None,
 ) -> Plan:
     """The writes that bring ``installed`` to ``store`` for the given chains and sets."""
     before: list[str] = []
@@ -121,9 +193,18 @@ def plan(
         )
     return Plan(
         sets_before="\n".join(before) + "\n" if before else "",
-        tables=table_payloads(store.chains, installed.chains, chain_keys, hooks),
+        restores=_restores(
+            table_payloads(store.chains, installed.chains, chain_keys, hooks, max_names)
+        ),
         sets_after="\n".join(after) + "\n" if after else "",
     )
+
+
+def _restores(blocks: Mapping[str, list[str]]) -> tuple[str, ...]:
+    """One restore for all tables (each block atomic), unless a table had to be split."""
+    if all(len(b) == 1 for b in blocks.values()):
+        return ("".join(b[0] for b in blocks.values()),) if blocks else ()
+    return tuple(block for b in blocks.values() for block in b)
 
 
 def record(
@@ -149,9 +230,9 @@ def record(
     installed.hooks = {key: [rule] for key, rule in hooks_now.items()}
 
 
-def removal(installed: Installed, *, sets: bool) -> Plan:
+def removal(installed: Installed, *, sets: bool, max_names: int | None = None) -> Plan:
     """Everything ``installed`` holds, removed (``cleanup``); its sets too if ``sets``."""
     hooks = hook_lines({}, installed.hooks)
-    tables = table_payloads({}, installed.chains, installed.chains.keys(), hooks)
+    tables = table_payloads({}, installed.chains, installed.chains.keys(), hooks, max_names)
     destroy = "".join(f"destroy {name}\n" for name in sorted(installed.sets)) if sets else ""
-    return Plan(tables=tables, sets_after=destroy)
+    return Plan(restores=_restores(tables), sets_after=destroy)

@@ -163,7 +163,7 @@ def test_restore_payload_writes_only_differences_and_deletes_last() -> None:
         {("nat", "PREROUTING"): ["-j A", "-j A"], ("nat", "OUTPUT"): ["-j B"]},
     )
     payload = restore.table_payloads(wanted, installed, set(wanted) | set(installed), hooks)
-    assert payload["nat"].splitlines() == [
+    assert payload["nat"][0].splitlines() == [
         "*nat",
         ":B - [0:0]",
         ":OLD - [0:0]",
@@ -240,3 +240,36 @@ def test_conntrack_filters_for_udp_backend_changes() -> None:
     assert list(stale_filters(None, _udp("10.0.0.2"))) == [base]
     assert list(stale_filters(_udp("10.0.0.2"), None)) == [base]
     assert list(stale_filters(_udp("10.0.0.2"), _udp("10.0.0.2", "10.0.0.3"))) == []
+
+
+def test_large_restore_is_split_bottom_up_with_removals_last() -> None:
+    """iptables-nft: each restore names at most max_names chains; a chain is written after
+    the chains it jumps to, the hooks with the last rewrite, removals unlinked then deleted."""
+    wanted = {("nat", f"F{i}"): (f"-j DNAT --to-destination 10.0.0.{i}",) for i in range(4)}
+    wanted[("nat", "T")] = tuple(f"-d 10.1.0.{i}/32 -g F{i}" for i in range(4))
+    installed = {("nat", "OLD1"): ("-g OLD2",), ("nat", "OLD2"): ("-j RETURN",)}
+    hooks = {"nat": ["-I PREROUTING 1 -j T"]}
+    keys = set(wanted) | set(installed)
+    assert len(restore.table_payloads(wanted, installed, keys, hooks)["nat"]) == 1
+    blocks = restore.table_payloads(wanted, installed, keys, hooks, max_names=3)["nat"]
+    assert [b.splitlines()[1:-1] for b in blocks] == [
+        [
+            ":F0 - [0:0]",
+            ":F1 - [0:0]",
+            "-A F0 -j DNAT --to-destination 10.0.0.0",
+            "-A F1 -j DNAT --to-destination 10.0.0.1",
+        ],
+        [
+            ":F2 - [0:0]",
+            ":F3 - [0:0]",
+            "-A F2 -j DNAT --to-destination 10.0.0.2",
+            "-A F3 -j DNAT --to-destination 10.0.0.3",
+        ],
+        [
+            ":T - [0:0]",
+            *(f"-A T -d 10.1.0.{i}/32 -g F{i}" for i in range(4)),
+            "-I PREROUTING 1 -j T",
+        ],
+        [":OLD1 - [0:0]", ":OLD2 - [0:0]"],
+        [":OLD1 - [0:0]", ":OLD2 - [0:0]", "-X OLD1", "-X OLD2"],
+    ]
