@@ -22,6 +22,7 @@
  */
 #include "dp_conntrack.h"
 #include "dp_forward.h"
+#include "dp_mtu.h"
 #include "dp_nat.h"
 #include "dp_policy.h"
 #include "dp_reject.h"
@@ -45,20 +46,50 @@ static __always_inline int dp_policy_pkt(struct __sk_buff *skb, const struct dp_
 	return dp_policy_flow(skb, hook, &f);
 }
 
+/* Into a local pod, from a TC ingress hook: bpf_redirect_peer() puts the
+ * packet straight into the pod's namespace, without a second pass through the
+ * veth and the backlog queue.  That skips the host side's TC egress hook, so
+ * the pod's ingress policy (dp_to_wep) runs here, for that interface.
+ * ``f``: the caller's scratch (the stack is tight), filled here. */
+static __always_inline int dp_to_pod(struct __sk_buff *skb, const struct dp_pkt *p,
+				     __u32 ifindex, struct dp_flow *f)
+{
+	dp_flow_of(p, f);
+	if (dp_policy_at(skb, DP_HOOK_TO_WEP, ifindex, f) != TC_ACT_OK)
+		return TC_ACT_SHOT;
+	return bpf_redirect_peer(ifindex, 0);
+}
+
 /* Hand a translated packet on.  Replies leave through the interface the
  * client's packets came in by (recorded in the REV entry): after reverse NAT
  * their source may be this node's own address, which the stack would drop as
  * martian.  Otherwise the stack routes, except where it cannot (decapsulated
- * packets; host packets already routed by their old address). */
+ * packets; host packets already routed by their old address).  Packets for a
+ * local pod seen at a TC ingress hook go straight into the pod. */
 static __always_inline int dp_deliver(struct __sk_buff *skb, const struct dp_pkt *p,
-				      const struct dp_ct_value *ct, __u32 hook)
+				      const struct dp_ct_value *ct, __u32 hook, struct dp_flow *f)
 {
-	if (ct->type == DP_CT_REV && ct->ifindex)
+	struct dp_wep_key k = { .addr = p->daddr };
+	struct dp_wep_value *wep;
+
+	if (ct->type == DP_CT_REV && ct->ifindex) {
+		if (dp_hook_is_ingress(hook)) {
+			wep = bpf_map_lookup_elem(&dp_wep, &k);
+			if (wep && wep->ifindex == ct->ifindex)
+				return dp_to_pod(skb, p, ct->ifindex, f);
+		}
 		return bpf_redirect_neigh(ct->ifindex, 0, 0, 0);
+	}
 	if (hook == DP_HOOK_TO_HEP)
 		return dp_redirect(p, skb->ifindex);
-	if (hook == DP_HOOK_FROM_TUN)
-		return dp_redirect(p, 0);
+	if (hook == DP_HOOK_FROM_TUN) {
+		wep = bpf_map_lookup_elem(&dp_wep, &k);
+		if (!wep || !wep->ifindex) {
+			dp_count(DP_CNT_NO_ROUTE);
+			return TC_ACT_SHOT;
+		}
+		return dp_to_pod(skb, p, wep->ifindex, f);
+	}
 	return TC_ACT_OK;
 }
 
@@ -69,10 +100,16 @@ static __always_inline int dp_forward(struct __sk_buff *skb, struct dp_pkt *p,
 {
 	__u16 frontend_port = p->dport;
 	struct dp_flow f;
+	int verdict;
 
 	dp_flow_translated(p, ct, &f);
 	if (dp_policy_flow(skb, hook, &f) != TC_ACT_OK)
 		return TC_ACT_SHOT;
+	if (ct->flags & DP_CT_F_TUN_OUT) {
+		verdict = dp_fit_tunnel(skb, p, g, hook == DP_HOOK_TO_HEP);
+		if (verdict != DP_FITS)
+			return verdict;
+	}
 	if (dp_set_addr(skb, p, 1, ct->nat_addr) || dp_set_port(skb, p, 1, ct->nat_port))
 		return TC_ACT_SHOT;
 	if ((ct->flags & DP_CT_F_HAIRPIN) && dp_set_addr(skb, p, 0, ct->alt_addr))
@@ -82,7 +119,7 @@ static __always_inline int dp_forward(struct __sk_buff *skb, struct dp_pkt *p,
 
 		return dp_tunnel_to(skb, g, ct->tun_addr, vni);
 	}
-	return dp_deliver(skb, p, ct, hook);
+	return dp_deliver(skb, p, ct, hook, &f);
 }
 
 /* Backend -> client packet of a tracked flow. */
@@ -90,8 +127,19 @@ static __always_inline int dp_reply(struct __sk_buff *skb, struct dp_pkt *p,
 				    const struct dp_ct_value *ct, const struct dp_globals *g,
 				    __u32 hook)
 {
-	if (dp_policy_pkt(skb, p, hook) != TC_ACT_OK)
+	struct dp_flow f;
+	int verdict;
+
+	dp_flow_of(p, &f);
+	if (dp_policy_flow(skb, hook, &f) != TC_ACT_OK)
 		return TC_ACT_SHOT;
+	if (ct->flags & DP_CT_F_TUN_BACK) {
+		verdict = dp_fit_tunnel(skb, p, g, hook == DP_HOOK_TO_HEP);
+		if (verdict != DP_FITS)
+			return verdict;
+	}
+	if (ct->flags & DP_CT_F_DSR)
+		dp_clamp_syn(skb, p, g); /* the client sends its data through the tunnel */
 	if (ct->nat_addr &&
 	    (dp_set_addr(skb, p, 0, ct->nat_addr) || dp_set_port(skb, p, 0, ct->nat_port)))
 		return TC_ACT_SHOT;
@@ -100,7 +148,7 @@ static __always_inline int dp_reply(struct __sk_buff *skb, struct dp_pkt *p,
 		return TC_ACT_SHOT;
 	if (ct->flags & DP_CT_F_TUN_BACK)
 		return dp_tunnel_to(skb, g, ct->tun_addr, 0);
-	return dp_deliver(skb, p, ct, hook);
+	return dp_deliver(skb, p, ct, hook, &f);
 }
 
 /* First packet towards a frontend: pick a backend, track, translate. */
@@ -175,7 +223,8 @@ static __always_inline int dp_new_flow(struct __sk_buff *skb, struct dp_pkt *p,
 
 /* A packet from the tunnel that matches no entry: the first packet of a flow
  * another node forwarded to a backend here.  Track it so the reply goes back
- * the way the ingress node asked (through it, or straight to the client).
+ * the way the ingress node asked (through it, or straight to the client);
+ * the caller then forwards it as a tracked packet.  Returns 0 if tracked.
  * Not inlined, to keep its scratch off the frame policy calls are made from. */
 static __attribute__((noinline)) int dp_tunnel_in(struct __sk_buff *skb, struct dp_pkt *p,
 						  __u64 now)
@@ -185,7 +234,7 @@ static __attribute__((noinline)) int dp_tunnel_in(struct __sk_buff *skb, struct 
 	struct dp_ct_value fwd = {}, rev = {}, *winner;
 
 	if (bpf_skb_get_tunnel_key(skb, &tk, offsetof(struct bpf_tunnel_key, local_ipv4), 0))
-		return TC_ACT_SHOT;
+		return -1;
 
 	dp_ct_key_of(p, &fwd_key);
 	fwd.created_ns = fwd.last_seen_ns = now;
@@ -213,9 +262,8 @@ static __attribute__((noinline)) int dp_tunnel_in(struct __sk_buff *skb, struct 
 		rev.flags = DP_CT_F_TUN_BACK;
 		rev.tun_addr = fwd.tun_addr;
 	}
-	if (dp_ct_create(&fwd_key, &fwd, &rev_key, &rev, &winner))
-		return TC_ACT_SHOT;
-	return dp_deliver(skb, p, winner ? winner : &fwd, DP_HOOK_FROM_TUN);
+	/* A racing CPU's entry (*winner) says the same: the flow is tracked. */
+	return dp_ct_create(&fwd_key, &fwd, &rev_key, &rev, &winner);
 }
 
 static __always_inline int dp_services(struct __sk_buff *skb, __u32 hook)
@@ -233,6 +281,8 @@ static __always_inline int dp_services(struct __sk_buff *skb, __u32 hook)
 	g = dp_globals_get();
 	if (!g)
 		return TC_ACT_OK;
+	if (hook == DP_HOOK_FROM_TUN)
+		dp_clamp_syn(skb, &p, g); /* the backend node's MTU may be the smaller */
 	now = bpf_ktime_get_ns();
 	dp_flow_of(&p, &f);
 	untracked = dp_untracked(skb, hook, &f);
@@ -247,8 +297,14 @@ static __always_inline int dp_services(struct __sk_buff *skb, __u32 hook)
 			return dp_forward(skb, &p, ct, g, hook);
 		return dp_reply(skb, &p, ct, g, hook);
 	}
-	if (hook == DP_HOOK_FROM_TUN)
-		return dp_tunnel_in(skb, &p, now);
+	if (hook == DP_HOOK_FROM_TUN) {
+		if (dp_tunnel_in(skb, &p, now))
+			return TC_ACT_SHOT;
+		ct = bpf_map_lookup_elem(&dp_ct, &key);
+		if (!ct)
+			return TC_ACT_SHOT;
+		return dp_forward(skb, &p, ct, g, hook);
+	}
 	if (hook == DP_HOOK_FROM_HEP && untracked != DP_V_ALLOW && dp_pre_dnat(skb, &f) != TC_ACT_OK)
 		return TC_ACT_SHOT;
 	return dp_new_flow(skb, &p, g, hook, now);

@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Sending a translated packet on where the stack would not route it right:
- * packets decapsulated from the tunnel and host-originated packets that are
- * already past routing.  bpf_redirect_neigh() resolves the next hop and MAC
- * addresses; we only name the interface (bpf_fib_lookup() is GPL-only and
- * these programs are Apache-2.0).  Also: encapsulation into the instance's
- * VXLAN device towards the node that hosts a backend.
+ * host-originated packets that are already past routing (decapsulated
+ * packets and replies for a local pod go into the pod with
+ * bpf_redirect_peer(), see dp_to_pod).  bpf_redirect_neigh() resolves the
+ * next hop and MAC addresses; we only name the interface (bpf_fib_lookup() is
+ * GPL-only and these programs are Apache-2.0).  Also: encapsulation into the
+ * instance's VXLAN device towards the node that hosts a backend.
  */
 #ifndef DP_FORWARD_H
 #define DP_FORWARD_H

@@ -162,9 +162,14 @@ struct dp_ct_value {
  * (set by the agent after start, unlike the load-time dp_cfg). */
 #define DP_G_DSR (1U << 0)            /* external_service_mode == dsr */
 
+/* VXLAN encapsulation: outer IPv4 + UDP + VXLAN + inner Ethernet headers. */
+#define DP_VXLAN_OVERHEAD 50
+
 struct dp_globals {
 	__u32 tunnel_ifindex; /* the instance's VXLAN device, 0 if none */
 	__u32 flags;          /* DP_G_* */
+	__u32 mtu;            /* smallest MTU of the host interfaces (the tunnel's underlay), 0: unknown */
+	__u32 pad;
 };
 
 /* dp_wep: this node's workload addresses -> their host-side interface, so
@@ -207,7 +212,9 @@ struct dp_ifstate {
 #define DP_CNT_FRAGMENT 8       /* IP fragment: not translated */
 #define DP_CNT_POLICY_EVAL 9    /* policy evaluated (first packet of a flow, or a changed policy) */
 #define DP_CNT_POLICY_DENY 10   /* dropped by policy */
-#define DP_CNT_MAX 11
+#define DP_CNT_TOO_BIG 11       /* too big for the tunnel: ICMP fragmentation needed sent back */
+#define DP_CNT_MSS_CLAMP 12     /* TCP SYN or SYN/ACK whose MSS was lowered to fit the tunnel */
+#define DP_CNT_MAX 13
 
 struct dp_counter {
 	__u64 packets;

@@ -21,6 +21,7 @@
 
 #include "dp_maps.h"
 
+#define DP_IP_DF 0x4000
 #define DP_IP_MF 0x2000
 #define DP_IP_OFFSET 0x1fff
 
@@ -36,6 +37,8 @@ struct dp_pkt {
 	__u8 tcp_flags;  /* DP_TCP_* of this packet */
 	__u8 csum_flags; /* BPF_F_MARK_MANGLED_0 for UDP (0 means "no checksum") */
 	__u8 ihl_is_5;   /* no IP options: reject can rebuild the packet */
+	__u8 df;         /* IPv4 don't-fragment bit */
+	__u8 l4_hlen;    /* L4 header length (TCP: with options) */
 };
 
 static __always_inline void dp_count(__u32 idx)
@@ -71,6 +74,7 @@ static __always_inline int dp_parse(struct __sk_buff *skb, struct dp_pkt *p)
 	p->daddr = ip.daddr;
 	p->proto = ip.protocol;
 	p->ihl_is_5 = ip.ihl == 5;
+	p->df = !!(ip.frag_off & bpf_htons(DP_IP_DF));
 	p->l4_off = ETH_HLEN + ip.ihl * 4;
 	if (bpf_skb_load_bytes(skb, p->l4_off, ports, sizeof(ports)))
 		return -1;
@@ -79,16 +83,19 @@ static __always_inline int dp_parse(struct __sk_buff *skb, struct dp_pkt *p)
 	p->tcp_flags = 0;
 	p->csum_flags = 0;
 	if (ip.protocol == IPPROTO_TCP) {
-		__u8 flags;
+		__u8 off_flags[2]; /* data offset, flags */
 
-		if (bpf_skb_load_bytes(skb, p->l4_off + 13, &flags, 1))
+		if (bpf_skb_load_bytes(skb, p->l4_off + 12, off_flags, sizeof(off_flags)))
 			return -1;
-		p->tcp_flags = flags & (DP_TCP_FIN | DP_TCP_SYN | DP_TCP_RST | DP_TCP_ACK);
+		p->tcp_flags = off_flags[1] & (DP_TCP_FIN | DP_TCP_SYN | DP_TCP_RST | DP_TCP_ACK);
+		p->l4_hlen = (off_flags[0] >> 4) * 4;
 		p->csum_off = p->l4_off + offsetof(struct tcphdr, check);
 	} else if (ip.protocol == IPPROTO_UDP) {
+		p->l4_hlen = sizeof(struct udphdr);
 		p->csum_off = p->l4_off + offsetof(struct udphdr, check);
 		p->csum_flags = BPF_F_MARK_MANGLED_0;
 	} else {
+		p->l4_hlen = 12; /* SCTP common header */
 		/* SCTP's CRC32c covers no pseudo header, so an address change
 		 * needs no fix; see rewrite_port for ports. */
 		p->csum_off = 0;

@@ -439,11 +439,14 @@ static __always_inline int dp_untranslate(struct dp_flow *f)
  * translation (if any) is done (``pf``: as the packet now is, after DNAT,
  * before reverse NAT).  TC_ACT_OK to go on, TC_ACT_SHOT to drop.
  *
+ * ``ifindex``: the interface whose hook this is (the packet's own, except for
+ * a packet redirected into a pod, which skips the pod interface's TC egress).
+ *
  * The entry points here are global functions: the verifier checks each once,
  * on its own, instead of once per call site in every program (which would
  * multiply the states of the NAT paths by those of policy). */
-__attribute__((noinline)) int dp_policy_flow(struct __sk_buff *skb, __u32 hook,
-					     const struct dp_flow *pf)
+__attribute__((noinline)) int dp_policy_at(struct __sk_buff *skb, __u32 hook, __u32 ifindex,
+					   const struct dp_flow *pf)
 {
 	struct dp_pct_value *ct, fresh = {};
 	struct dp_ifpol *ifp;
@@ -451,12 +454,10 @@ __attribute__((noinline)) int dp_policy_flow(struct __sk_buff *skb, __u32 hook,
 	struct dp_flow f;
 	int swapped, reply = 0, in, v;
 	__u8 tcp_flags;
-	__u32 ifindex;
 	__u64 now;
 
 	if (!skb || !pf)
 		return TC_ACT_SHOT;
-	ifindex = skb->ifindex;
 	ifp = bpf_map_lookup_elem(&dp_ifpol, &ifindex);
 	if (!ifp)
 		return TC_ACT_OK;
@@ -529,6 +530,12 @@ __attribute__((noinline)) int dp_policy_flow(struct __sk_buff *skb, __u32 hook,
 drop:
 	dp_count(DP_CNT_POLICY_DENY);
 	return TC_ACT_SHOT;
+}
+
+static __always_inline int dp_policy_flow(struct __sk_buff *skb, __u32 hook,
+					  const struct dp_flow *f)
+{
+	return dp_policy_at(skb, hook, skb->ifindex, f);
 }
 
 /* doNotTrack policy of a host interface: every packet, before conntrack

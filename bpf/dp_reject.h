@@ -13,6 +13,7 @@
 #define DP_REJECT_TTL 64
 #define DP_ICMP_DEST_UNREACH 3
 #define DP_ICMP_PORT_UNREACH 3
+#define DP_ICMP_FRAG_NEEDED 4
 
 /* <linux/icmp.h> drags in libc headers that do not build for -target bpf. */
 struct dp_icmphdr {
@@ -102,7 +103,10 @@ static __always_inline int dp_build_rst(struct __sk_buff *skb, const struct dp_p
 	return 0;
 }
 
-static __always_inline int dp_build_icmp_unreach(struct __sk_buff *skb)
+/* ICMP destination unreachable with ``code`` quoting the packet's IP header
+ * and first 8 payload bytes; ``mtu`` is the next-hop MTU of "fragmentation
+ * needed" (RFC 1191), 0 otherwise. */
+static __always_inline int dp_build_icmp_unreach(struct __sk_buff *skb, __u8 code, __u16 mtu)
 {
 	struct {
 		struct dp_icmphdr icmp;
@@ -115,7 +119,8 @@ static __always_inline int dp_build_icmp_unreach(struct __sk_buff *skb)
 	if (bpf_skb_load_bytes(skb, ETH_HLEN, &msg.orig, sizeof(msg.orig) + sizeof(msg.l4)))
 		return -1;
 	msg.icmp.type = DP_ICMP_DEST_UNREACH;
-	msg.icmp.code = DP_ICMP_PORT_UNREACH;
+	msg.icmp.code = code;
+	msg.icmp.unused = bpf_htonl(mtu);
 	msg.icmp.checksum = dp_csum_fold(bpf_csum_diff(0, 0, (__be32 *)&msg, sizeof(msg), 0));
 	dp_ip_reply_header(&ip, &msg.orig, IPPROTO_ICMP, len);
 
@@ -127,8 +132,16 @@ static __always_inline int dp_build_icmp_unreach(struct __sk_buff *skb)
 	return 0;
 }
 
-/* Answer the packet and send the answer back the way it came: out of the
- * interface it arrived on (ingress hooks) or into the host (egress hooks). */
+/* Send a packet rewritten into its own answer back the way it came: out of
+ * the interface it arrived on (ingress hooks) or into the host (egress hooks). */
+static __always_inline int dp_send_back(struct __sk_buff *skb, int egress)
+{
+	if (dp_swap_eth(skb))
+		return TC_ACT_SHOT;
+	return bpf_redirect(skb->ifindex, egress ? BPF_F_INGRESS : 0);
+}
+
+/* Answer the packet and send the answer back the way it came. */
 /* Not inlined: its scratch headers would otherwise sit in every program's
  * frame next to the policy call's (the verifier caps the combined stack). */
 static __attribute__((noinline)) int dp_reject(struct __sk_buff *skb, const struct dp_pkt *p,
@@ -141,11 +154,22 @@ static __attribute__((noinline)) int dp_reject(struct __sk_buff *skb, const stru
 	if (p->proto == IPPROTO_TCP)
 		err = dp_build_rst(skb, p);
 	else
-		err = dp_build_icmp_unreach(skb);
-	if (err || dp_swap_eth(skb))
+		err = dp_build_icmp_unreach(skb, DP_ICMP_PORT_UNREACH, 0);
+	if (err)
 		return TC_ACT_SHOT;
 	dp_count(DP_CNT_REJECT);
-	return bpf_redirect(skb->ifindex, egress ? BPF_F_INGRESS : 0);
+	return dp_send_back(skb, egress);
+}
+
+/* Path MTU discovery for a packet too big for the tunnel: answer "fragmentation
+ * needed" with the MTU left inside the tunnel, and drop the packet. */
+static __attribute__((noinline)) int dp_frag_needed(struct __sk_buff *skb, const struct dp_pkt *p,
+						    __u32 mtu, int egress)
+{
+	dp_count(DP_CNT_TOO_BIG);
+	if (!p || !p->ihl_is_5 || dp_build_icmp_unreach(skb, DP_ICMP_FRAG_NEEDED, mtu))
+		return TC_ACT_SHOT;
+	return dp_send_back(skb, egress);
 }
 
 #endif /* DP_REJECT_H */

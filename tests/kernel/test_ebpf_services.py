@@ -295,6 +295,112 @@ def test_external_traffic_policy_local(cluster: Cluster, lab: Lab) -> None:
     )
 
 
+# --------------------------------------------------------------------------- MTU of the tunnel
+
+UPLINK_MTU = 1500  # the lab's interfaces
+TUNNEL_MSS = UPLINK_MTU - 50 - 40  # VXLAN, then IPv4 + TCP headers
+
+# Run in the client: a TCP transfer through a NodePort to the echo server,
+# reporting the MSS the client's kernel settled on.
+_BULK = r"""
+import json, socket, sys
+host, port, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+s = socket.create_connection((host, port), timeout=10)
+f = s.makefile("rb")
+f.readline()  # the echo server's greeting
+chunk, moved = b"x" * 65536, 0
+while moved < size:
+    s.sendall(chunk)
+    assert f.read(len(chunk)) == chunk
+    moved += len(chunk)
+print(json.dumps({"mss": s.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG), "moved": moved}))
+"""
+
+# Run in the client: full-size UDP datagrams with DF set; the path MTU the
+# kernel learnt (from ICMP fragmentation needed) and the send errors.
+_UDP_DF = r"""
+import json, socket, sys, time
+IP_MTU_DISCOVER, IP_PMTUDISC_DO, IP_MTU = 10, 2, 14
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)
+s.connect((sys.argv[1], int(sys.argv[2])))
+errors = []
+for _ in range(20):
+    try:
+        s.send(b"x" * int(sys.argv[3]))
+    except OSError as exc:
+        errors.append(exc.errno)
+        break
+    time.sleep(0.05)
+print(json.dumps({"mtu": s.getsockopt(socket.IPPROTO_IP, IP_MTU), "errors": errors}))
+"""
+
+
+def _run_in(lab: Lab, host: str, argv: Sequence[str]) -> str:
+    proc = lab.spawn(host, argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode()
+    return out.decode()
+
+
+def _ip_counters(lab: Lab, node: str) -> dict[str, int]:
+    """``Ip:`` counters of /proc/net/snmp inside the node's namespace."""
+    lines = [ln.split() for ln in _run_in(lab, node, ["cat", "/proc/net/snmp"]).splitlines()]
+    names, values = [ln for ln in lines if ln and ln[0] == "Ip:"][:2]
+    return {n: int(v) for n, v in zip(names[1:], values[1:], strict=True)}
+
+
+def _counter(cluster: Cluster, node: str, name: str) -> int:
+    return int(cluster.backends[node].dump()["counters"][name])
+
+
+@pytest.mark.parametrize("mode", [TUNNEL, DSR], ids=["tunnel", "dsr"])
+def test_tunnelled_node_port_transfer_is_not_fragmented(
+    cluster: Cluster, lab: Lab, mode: ExternalServiceMode
+) -> None:
+    """A few MB both ways through node-1's NodePort to a pod on node-0: the
+    SYN and SYN/ACK MSS are clamped so that VXLAN's 50 bytes still fit the
+    uplink, and neither node fragments a single packet."""
+    cluster.program(ALL, mode=mode)
+    try:
+        before = {n: _ip_counters(lab, n) for n in lab.nodes}
+        clamped = {n: _counter(cluster, n, "mss_clamp") for n in lab.nodes}
+        out = _run_in(
+            lab,
+            "client-0",
+            [sys.executable, "-c", _BULK, lab.nodes["node-1"].ip, "30080", str(4 << 20)],
+        )
+        after = {n: _ip_counters(lab, n) for n in lab.nodes}
+    finally:
+        cluster.program(ALL, mode=TUNNEL)
+    result = json.loads(out)
+    assert result["moved"] == 4 << 20
+    assert result["mss"] <= TUNNEL_MSS, result  # the client sends segments that fit
+    for node in lab.nodes:
+        for counter in ("FragCreates", "FragFails", "ReasmReqds"):
+            assert after[node][counter] == before[node][counter], (node, counter)
+    # The ingress node clamps the SYN it encapsulates, the backend's node the SYN/ACK.
+    for node in lab.nodes:
+        assert _counter(cluster, node, "mss_clamp") > clamped[node], node
+
+
+def test_tunnel_answers_fragmentation_needed(cluster: Cluster, lab: Lab) -> None:
+    """A UDP datagram with DF that cannot fit the tunnel: ICMP fragmentation
+    needed with MTU - 50, so the client's kernel lowers its path MTU."""
+    ingress = lab.nodes["node-1"].ip
+    too_big = _counter(cluster, "node-1", "too_big")
+    out = _run_in(
+        lab, "client-0", [sys.executable, "-c", _UDP_DF, ingress, "30080", str(UPLINK_MTU - 28)]
+    )
+    result = json.loads(out)
+    assert result["mtu"] == UPLINK_MTU - 50, result
+    assert result["errors"] == [90], result  # EMSGSIZE once the ICMP arrived
+    assert _counter(cluster, "node-1", "too_big") > too_big
+    # What fits goes through.
+    fits = lab.probe("client-0", ingress, 30080, "udp")
+    assert fits.outcome == "connected", fits
+
+
 # --------------------------------------------------------------------------- no endpoints, ranges
 
 

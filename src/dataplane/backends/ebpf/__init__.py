@@ -235,7 +235,11 @@ class EbpfBackend(Backend):
         try:
             if full or delta.settings_changed:
                 nodestate.sync_classes(loaded.map(source_class.SPEC), nodestate.source_classes(ir))
-                nodestate.write_globals(loaded.map(node.GLOBALS), ir, self._tunnel_ifindex)
+                mtus = _netns.mtus(self._netns)
+                mtu = nodestate.uplink_mtu(
+                    mtus[n] for n in attach.host_interfaces(ir, mtus, self._tunnel)
+                )
+                nodestate.write_globals(loaded.map(node.GLOBALS), ir, self._tunnel_ifindex, mtu)
             if full or delta.settings_changed or delta.remote_nodes_changed:
                 pol.sync_failsafes(policy.failsafes(ir, self._vxlan_port))
             if full or delta.remote_nodes_changed:

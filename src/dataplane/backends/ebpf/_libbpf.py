@@ -38,6 +38,7 @@ log = logging.getLogger("dataplane.backends.ebpf.libbpf")
 
 Buffer = ctypes.Structure | ctypes.Array[Any]
 S = TypeVar("S", bound=ctypes.Structure)
+T = TypeVar("T", bound=ctypes.Structure)
 
 BPF_ANY = 0
 BPF_TC_INGRESS = 1
@@ -154,6 +155,10 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "bpf_map_delete_elem": (_I, [_I, _P]),
     "bpf_map_get_next_key": (_I, [_I, _P, _P]),
     "bpf_map_update_batch": (_I, [_I, _P, _P, ctypes.POINTER(_U32), ctypes.POINTER(_BatchOpts)]),
+    "bpf_map_lookup_batch": (
+        _I,
+        [_I, _P, _P, _P, _P, ctypes.POINTER(_U32), ctypes.POINTER(_BatchOpts)],
+    ),
     "bpf_tc_hook_create": (_I, [ctypes.POINTER(_TcHook)]),
     "bpf_tc_hook_destroy": (_I, [ctypes.POINTER(_TcHook)]),
     "bpf_tc_attach": (_I, [ctypes.POINTER(_TcHook), ctypes.POINTER(_TcOpts)]),
@@ -455,6 +460,46 @@ def map_keys(fd: int, key_type: type[S]) -> Iterator[S]:
         _check(rc, "map iteration")
         yield nxt
         prev = nxt
+
+
+def map_lookup_batch(
+    fd: int, key_type: type[S], value_type: type[T], chunk: int = 8192
+) -> Iterator[tuple[ctypes.Array[S], ctypes.Array[T], int]]:
+    """Every element, ``chunk`` per syscall (hash maps): (keys, values, count) per call.
+
+    Like :func:`map_keys`, not atomic. A bucket with more elements than fit
+    in one call (ENOSPC) doubles the chunk and asks again.
+    """
+    lib = _lib()
+    opts = _BatchOpts(sz=ctypes.sizeof(_BatchOpts))
+    token_in = ctypes.create_string_buffer(max(8, ctypes.sizeof(key_type)))
+    token_out = ctypes.create_string_buffer(len(token_in))
+    first = True
+    while True:
+        keys = (key_type * chunk)()
+        values = (value_type * chunk)()
+        count = _U32(chunk)
+        rc = lib.bpf_map_lookup_batch(
+            fd,
+            None if first else ctypes.addressof(token_in),
+            ctypes.addressof(token_out),
+            ctypes.addressof(keys),
+            ctypes.addressof(values),
+            ctypes.byref(count),
+            ctypes.byref(opts),
+        )
+        if rc == -errno.ENOSPC and count.value == 0:
+            chunk *= 2
+            continue
+        done = rc == -errno.ENOENT
+        if not done:
+            _check(rc, "map batch lookup")
+        if count.value:
+            yield keys, values, count.value
+        if done:
+            return
+        ctypes.memmove(token_in, token_out, len(token_in))
+        first = False
 
 
 def map_update_batch(fd: int, keys: ctypes.Array[Any], values: ctypes.Array[Any]) -> None:

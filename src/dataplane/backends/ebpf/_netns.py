@@ -89,6 +89,16 @@ def links(netns: str | None) -> dict[str, int]:
     return run_in_netns(netns, query)
 
 
+def mtus(netns: str | None) -> dict[str, int]:
+    """Interface name → MTU in the namespace."""
+
+    def query() -> dict[str, int]:
+        with IPRoute() as ipr:
+            return {link.get("ifname"): int(link.get("mtu") or 0) for link in ipr.get_links()}
+
+    return run_in_netns(netns, query)
+
+
 def ensure_vxlan(netns: str | None, name: str, port: int) -> int:
     """A metadata-mode (``external``) VXLAN device, up; its ifindex.
 

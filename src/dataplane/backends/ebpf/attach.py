@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import attrs
 
@@ -45,22 +45,40 @@ class Want:
 def wanted(ir: DataplaneIR, links: Mapping[str, int], tunnel: str) -> dict[int, Want]:
     """ifindex → what to attach: workload interfaces named in the IR, the
     instance's tunnel, and host interfaces matching the host interface pattern."""
+    kind = _classifier(ir, tunnel)
+    out = {}
+    for name, ifindex in links.items():
+        k = kind(name)
+        if k is not None:
+            out[ifindex] = Want(name, k)
+    return out
+
+
+def host_interfaces(ir: DataplaneIR, names: Iterable[str], tunnel: str) -> list[str]:
+    """The names among ``names`` that this instance treats as host interfaces."""
+    kind = _classifier(ir, tunnel)
+    return [n for n in names if kind(n) == ifstate.KIND_HOST]
+
+
+def _classifier(ir: DataplaneIR, tunnel: str) -> Callable[[str], int | None]:
     settings = ir.settings
     workloads = {w.interface for w in ir.workloads.values()}
     pattern = re.compile(settings.host_interface_pattern)
-    out = {}
-    for name, ifindex in links.items():
+
+    def kind(name: str) -> int | None:
         if name in workloads:
-            out[ifindex] = Want(name, ifstate.KIND_WORKLOAD)
-        elif name == tunnel:
-            out[ifindex] = Want(name, ifstate.KIND_TUNNEL)
-        elif (
+            return ifstate.KIND_WORKLOAD
+        if name == tunnel:
+            return ifstate.KIND_TUNNEL
+        if (
             name != "lo"
             and not name.startswith(settings.workload_interface_prefix)
             and pattern.match(name)
         ):
-            out[ifindex] = Want(name, ifstate.KIND_HOST)
-    return out
+            return ifstate.KIND_HOST
+        return None
+
+    return kind
 
 
 class Attacher:

@@ -8,7 +8,7 @@ to get wrong.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from dataplane.backends.ebpf.maps import frontend as fe_map
 from dataplane.backends.ebpf.maps import node, source_class
@@ -42,9 +42,21 @@ def sync_classes(
             table.update(source_class.make_key(net), source_class.ClassValue(cls))
 
 
-def write_globals(table: Map[U32, node.Globals], ir: DataplaneIR, tunnel_ifindex: int) -> None:
+def write_globals(
+    table: Map[U32, node.Globals], ir: DataplaneIR, tunnel_ifindex: int, mtu: int
+) -> None:
+    """``mtu``: the tunnel's underlay MTU (:func:`uplink_mtu`), 0 if unknown."""
     dsr = ir.settings.external_service_mode is ExternalServiceMode.DSR
-    table.update(U32(0), node.Globals(tunnel_ifindex, node.G_DSR if dsr else 0))
+    table.update(U32(0), node.Globals(tunnel_ifindex, node.G_DSR if dsr else 0, mtu, 0))
+
+
+def uplink_mtu(host_mtus: Iterable[int]) -> int:
+    """The MTU encapsulated packets must fit: the smallest host interface's (0: none known).
+
+    The outer packets of the VXLAN tunnel leave through a host interface;
+    which one depends on routing, so the smallest is the safe bound.
+    """
+    return min((m for m in host_mtus if m > 0), default=0)
 
 
 def workload_addresses(ir: DataplaneIR, links: Mapping[str, int]) -> dict[int, int]:

@@ -11,8 +11,10 @@ what is installed and what is wanted:
 * a changed backend list gets a fresh route id: backends first, then the
   frontend entry flips in one update, then the old list goes, so a new flow
   never sees a half-written list; flag-only changes keep the route id;
-* ``reconcile`` (full resync) re-reads the maps and also deletes entries
-  nothing refers to.
+* ``reconcile`` (full resync) first compares the maps, raw and in batches,
+  with a shadow of what this process wrote (the datapath never writes
+  them); only if they differ (someone else changed them) does it re-read and
+  re-adopt them entry by entry, deleting entries nothing refers to.
 """
 
 from __future__ import annotations
@@ -202,6 +204,9 @@ class ServiceMaps:
         self._installed: dict[FeIdent, _Installed] = {}
         self._route_ids = IdPool()
         self._fe_ids = IdPool()
+        # Raw key → value bytes this process knows dp_fe / dp_be hold.
+        self._shadow_fe: dict[bytes, bytes] = {}
+        self._shadow_be: dict[bytes, bytes] = {}
 
     @property
     def installed(self) -> Mapping[FeIdent, _Installed]:
@@ -239,6 +244,21 @@ class ServiceMaps:
         for route_id, found in lists.items():
             if route_id not in referenced:
                 self._be.delete_many(be_map.BackendKey(route_id, i) for i in found)
+        self._shadow_fe = self._fe.raw_entries()
+        self._shadow_be = self._be.raw_entries()
+
+    def in_sync(self) -> bool:
+        """Whether the maps hold exactly what this process wrote (two batch reads)."""
+        ranges = {
+            bytes(source_range.make_key(inst.fe_id, net))
+            for inst in self._installed.values()
+            for net in inst.source_ranges
+        }
+        return (
+            self._fe.raw_entries() == self._shadow_fe
+            and self._be.raw_entries() == self._shadow_be
+            and {bytes(k) for k in self._ranges.all_keys()} == ranges
+        )
 
     def upsert(self, ident: FeIdent, spec: FrontendSpec) -> None:
         inst = self._installed.get(ident)
@@ -270,8 +290,9 @@ class ServiceMaps:
         del self._installed[ident]
 
     def reconcile(self, desired: Mapping[FeIdent, FrontendSpec]) -> None:
-        """Full resync: re-read the maps, then make them hold exactly ``desired``."""
-        self.load()
+        """Full resync: make the maps hold exactly ``desired`` (re-read them if they drifted)."""
+        if not self.in_sync():
+            self.load()
         for ident in [i for i in self._installed if i not in desired]:
             self.remove(ident)
         for ident, spec in desired.items():
@@ -287,23 +308,32 @@ class ServiceMaps:
             route_id = cur.route_id
         else:
             route_id = self._route_ids.take()
-            self._be.update_many(
+            pairs = [
                 (be_map.BackendKey(route_id, i), b.value()) for i, b in enumerate(spec.backends)
-            )
+            ]
+            self._be.update_many(pairs)
+            self._shadow_be.update((bytes(k), bytes(v)) for k, v in pairs)
         value = fe_map.FrontendValue(
             route_id, inst.fe_id, len(spec.backends), spec.affinity_timeout, spec.flags
         )
-        self._fe.update(_key(ident, cls), value)
+        key = _key(ident, cls)
+        self._fe.update(key, value)
+        self._shadow_fe[bytes(key)] = bytes(value)
         if cur is not None and not reuse:
             self._free_route(cur)
         inst.routes[cls] = _Route(route_id, spec, inst.fe_id, len(spec.backends))
 
     def _drop_route(self, ident: FeIdent, inst: _Installed, cls: int) -> None:
-        self._fe.delete(_key(ident, cls))
+        key = _key(ident, cls)
+        self._fe.delete(key)
+        self._shadow_fe.pop(bytes(key), None)
         self._free_route(inst.routes.pop(cls))
 
     def _free_route(self, route: _Route) -> None:
-        self._be.delete_many(be_map.BackendKey(route.route_id, i) for i in range(route.slots))
+        keys = [be_map.BackendKey(route.route_id, i) for i in range(route.slots)]
+        self._be.delete_many(keys)
+        for k in keys:
+            self._shadow_be.pop(bytes(k), None)
         self._route_ids.release(route.route_id)
 
 

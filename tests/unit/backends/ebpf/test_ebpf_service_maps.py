@@ -32,6 +32,8 @@ class MemMap:
         self.spec = spec
         self.data: dict[bytes, bytes] = {}
         self.writes = 0
+        self.raw_reads = 0
+        self.entry_reads = 0
 
     def _k(self, key: ctypes.Structure) -> bytes:
         return bytes(key)
@@ -51,10 +53,15 @@ class MemMap:
         return [self.spec.key.from_buffer_copy(k) for k in self.data]
 
     def entries(self) -> list[tuple[Any, Any]]:
+        self.entry_reads += 1
         return [
             (self.spec.key.from_buffer_copy(k), self.spec.value.from_buffer_copy(v))
             for k, v in self.data.items()
         ]
+
+    def raw_entries(self) -> dict[bytes, bytes]:
+        self.raw_reads += 1
+        return dict(self.data)
 
     def update_many(self, pairs: Any) -> None:
         for k, v in pairs:
@@ -177,6 +184,24 @@ def test_restart_adopts_ids_and_full_resync_removes_strays() -> None:
     assert {k.route_id for k in be.all_keys()} == {1}
     adopted.reconcile({})
     assert not fe.data and not be.data
+
+
+def test_full_resync_trusts_its_shadow_until_the_maps_drift() -> None:
+    """An in-sync resync costs two batch reads; a foreign change makes it re-adopt."""
+    svc, fe, be, _ = fresh()
+    fe_spec = spec(frontend(ir.Route(ir.SourceClass.ANY, (b("10.100.0.2"),), False)))
+    svc.load()
+    svc.upsert(IDENT, fe_spec)
+    reads, writes = fe.entry_reads, fe.writes
+    svc.reconcile({IDENT: fe_spec})
+    assert (fe.entry_reads, fe.writes) == (reads, writes)  # compared raw, nothing re-read
+    (key,) = [k for k in fe.data]
+    del fe.data[key]  # someone else deleted the frontend
+    be.update(be_map.BackendKey(99, 0), be_map.BackendValue(1, 0, 1, 0))  # and added a stray
+    svc.reconcile({IDENT: fe_spec})
+    assert fe.entry_reads == reads + 1  # re-adopted
+    assert key in fe.data and {k.route_id for k in be.all_keys()} == {1}
+    assert svc.in_sync()
 
 
 def test_id_pool_reuses_lowest_free() -> None:

@@ -47,12 +47,23 @@ class U32(ctypes.Structure):
 
 
 def pack_addr(addr: ipaddress.IPv4Address | str | int) -> int:
-    """An IPv4 address as the native integer whose memory bytes are network order."""
-    return int.from_bytes(ipaddress.IPv4Address(addr).packed, "little")
+    """An IPv4 address as the native integer whose memory bytes are network order.
+
+    Hot at full sync (every backend of every service): an ``IPv4Address`` is
+    taken as it is, never rebuilt through its string form.
+    """
+    if not isinstance(addr, ipaddress.IPv4Address):
+        addr = ipaddress.IPv4Address(addr)
+    return _bswap32(int(addr))
 
 
 def unpack_addr(value: int) -> ipaddress.IPv4Address:
-    return ipaddress.IPv4Address(value.to_bytes(4, "little"))
+    return ipaddress.IPv4Address(_bswap32(value))
+
+
+def _bswap32(v: int) -> int:
+    """Network order ↔ the little-endian native integer (the bytes reversed)."""
+    return ((v & 0xFF) << 24) | ((v & 0xFF00) << 8) | ((v >> 8) & 0xFF00) | (v >> 24)
 
 
 def layout(struct: type[ctypes.Structure]) -> tuple[int, tuple[tuple[str, int, int], ...]]:
@@ -93,11 +104,33 @@ class Map(Generic[K, V]):
         return list(_libbpf.map_keys(self.fd, self.spec.key))
 
     def entries(self) -> list[tuple[K, V]]:
+        """Every element; hash maps in batches (one syscall per few thousand)."""
+        if self.spec.batch and not self.spec.percpu:
+            out: list[tuple[K, V]] = []
+            for keys, values, n in _libbpf.map_lookup_batch(
+                self.fd, self.spec.key, self.spec.value
+            ):
+                out.extend(zip(keys[:n], values[:n], strict=True))
+            return out
         out = []
         for key in self.all_keys():
             value = self.lookup(key)
             if value is not None:  # deleted meanwhile (LRU, datapath)
                 out.append((key, value))
+        return out
+
+    def raw_entries(self) -> dict[bytes, bytes]:
+        """Every element as raw key → value bytes, read in batches (hash maps).
+
+        Cheap enough to compare a whole map with what the agent wrote, where
+        building a Structure per element would not be.
+        """
+        assert self.spec.batch and not self.spec.percpu, self.spec.name
+        ks, vs = ctypes.sizeof(self.spec.key), ctypes.sizeof(self.spec.value)
+        out: dict[bytes, bytes] = {}
+        for keys, values, n in _libbpf.map_lookup_batch(self.fd, self.spec.key, self.spec.value):
+            kb, vb = bytes(keys), bytes(values)
+            out.update((kb[i * ks : (i + 1) * ks], vb[i * vs : (i + 1) * vs]) for i in range(n))
         return out
 
     def update_many(self, pairs: Iterable[tuple[K, V]]) -> None:

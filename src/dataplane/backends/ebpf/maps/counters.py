@@ -23,6 +23,8 @@ NAMES = (
     "fragment",
     "policy_eval",
     "policy_deny",
+    "too_big",
+    "mss_clamp",
 )
 
 
