@@ -4,6 +4,7 @@ Run as root (everything happens inside lab namespaces; see docs/lab.md)::
 
     .venv/bin/python bench/ebpf_services.py [--json out.json] [--repeat 3] [--duration 5]
     .venv/bin/python bench/ebpf_services.py --quick      # smoke run: checks the script works
+    .venv/bin/python bench/ebpf_services.py --measure throughput --rows "none, same path;ebpf"
 
 Three measurements; docs/performance.md explains the method and holds results:
 
@@ -16,8 +17,13 @@ Three measurements; docs/performance.md explains the method and holds results:
    10,000 services.
 2. Single-stream iperf3 throughput from an external client through a NodePort
    on node-0 to a pod on node-1, and the whole machine's CPU-seconds per Gbit
-   (``/proc/stat``). Target: eBPF ≥ 95 % of "none" and fewer CPU-s/Gbit than
-   iptables.
+   (``/proc/stat``). Two baselines without a data plane: "none" goes from the
+   client straight to the pod's node (one hop fewer than any NodePort to a
+   remote pod), "none, same path" routes the pod's address via node-0, which
+   forwards it to node-1 (same two hops, no NAT). Target: eBPF ≥ 95 % of
+   "none, same path" and fewer CPU-s/Gbit than iptables. Extra rows: eBPF in
+   DSR mode, the eBPF MTU diagnostic, and a NodePort whose backend is on node-0
+   (against "none, local pod").
 3. Control plane: the first ``Dataplane.apply`` of 10,000 services × 10
    endpoints on a started data plane (target ≤ 2 s), then single-EndpointSet
    transactions (median of 20; target ≤ 2 ms).
@@ -60,6 +66,7 @@ from dataplane.model import (
     Endpoint,
     EndpointPort,
     EndpointSet,
+    NodeSettings,
     Service,
     ServicePort,
     StateObject,
@@ -72,6 +79,7 @@ SPEC = LabSpec.uniform(2, 2, fabric_clients=1)
 CLIENT_POD = "default/pod-0-0"  # on node-0, whose data plane translates the ClusterIP
 SERVER_POD = "default/pod-1-0"  # nginx, on node-1
 IPERF_POD = "default/pod-1-1"  # iperf3 server, on node-1
+LOCAL_IPERF_POD = "default/pod-0-1"  # iperf3 server for the local-backend rows, on node-0
 EXTERNAL = "client-0"  # on the node subnet; routes pod CIDRs via their nodes
 INGRESS_NODE = "node-0"
 HTTP_PORT = 80
@@ -79,7 +87,9 @@ NODE_PORT = 30201
 ENDPOINTS_PER_SERVICE = 10
 TARGETS = {"connections_ratio": 0.90, "throughput_ratio": 0.95, "full_sync_s": 2.0}
 TARGET_UPDATE_MS = 2.0
+MEASUREMENTS = ("connections", "throughput", "control")
 EBPF_MTU_ROW = "ebpf, client MTU 1450"
+NONE_SAME_PATH = "none, same path"  # the baseline the throughput target is judged against
 DIAGNOSTIC_CLIENT_MTU = 1450  # 1500 - 50 bytes of VXLAN: no fragmentation on the uplink
 T = TypeVar("T")
 
@@ -96,6 +106,8 @@ class Settings:
     control_services: int = 10_000
     updates: int = 20
     profile: Path | None = None
+    measure: tuple[str, ...] = MEASUREMENTS
+    rows: tuple[str, ...] | None = None  # throughput rows by label (None: all)
 
     @classmethod
     def quick(cls) -> Settings:
@@ -135,14 +147,14 @@ def decoy(lab: Lab, index: int, variant: int = 0) -> tuple[Service, EndpointSet]
     )
 
 
-def desired(lab: Lab, services: int) -> list[StateObject]:
+def desired(lab: Lab, services: int, iperf_pod: str = IPERF_POD) -> list[StateObject]:
     """The lab's nodes and pods, ``services - 2`` decoys, the ClusterIP target and the NodePort.
 
     The target ClusterIP is the last service created and sorts last by name, so
     a layout that matches services in order meets it after all the others.
     """
     server = lab.pods[SERVER_POD]
-    iperf = lab.pods[IPERF_POD]
+    iperf = lab.pods[iperf_pod]
     objs: list[StateObject] = list(base_objects(lab.plan))
     for index in range(max(0, services - 2)):
         objs.extend(decoy(lab, index))
@@ -265,37 +277,105 @@ def connections(column: str, services: int, s: Settings) -> dict[str, Any]:
     }
 
 
-def throughput(column: str, s: Settings, client_mtu: int | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Row:
+    """One throughput configuration: a data plane and how the client reaches the iperf3 pod.
+
+    ``same_path`` ("none" only): the client routes the pod's address via
+    node-0, which forwards it to node-1 with plain IP forwarding and no NAT,
+    the same two hops a NodePort to a remote pod takes. ``local``: the
+    NodePort's backend (or, for "none", the pod reached) is on node-0.
+    ``client_mtu`` lowers the external client's MTU (a diagnostic).
+    """
+
+    label: str
+    column: str
+    client_mtu: int | None = None
+    dsr: bool = False
+    local: bool = False
+    same_path: bool = False
+
+
+def throughput_rows(active: Sequence[str]) -> list[Row]:
+    """The throughput rows whose data plane can run here, in report order."""
+    rows = [
+        Row(NONE, NONE),
+        Row(NONE_SAME_PATH, NONE, same_path=True),
+        Row("iptables", "iptables"),
+        Row("ebpf", "ebpf"),
+        Row("ebpf, dsr", "ebpf", dsr=True),
+        Row(EBPF_MTU_ROW, "ebpf", client_mtu=DIAGNOSTIC_CLIENT_MTU),
+        Row("none, local pod", NONE, local=True),
+        Row("iptables, local backend", "iptables", local=True),
+        Row("ebpf, local backend", "ebpf", local=True),
+    ]
+    return [row for row in rows if row.column in active]
+
+
+def _in_lab(lab: Lab, host: str, argv: list[str]) -> str:
+    process = lab.spawn(host, argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = process.communicate(timeout=10)
+    if process.returncode != 0:
+        raise _tools.ToolError(f"{' '.join(argv)} in {host}: {err.decode().strip()}")
+    return out.decode()
+
+
+def _link_stats(lab: Lab, host: str) -> dict[str, int]:
+    """``eth0``'s rx/tx packets and bytes in ``host`` (GSO/GRO packets count once)."""
+    link = json.loads(_in_lab(lab, host, ["ip", "-j", "-s", "link", "show", "dev", "eth0"]))[0]
+    stats = link["stats64"]
+    return {f"{d}_{k}": stats[d][k] for d in ("rx", "tx") for k in ("packets", "bytes")}
+
+
+def throughput(row: Row, s: Settings) -> dict[str, Any]:
     """One configuration of measurement 2: iperf3 through the NodePort, CPU of the machine.
 
-    ``client_mtu`` lowers the external client's MTU (inside its lab namespace)
-    so that its segments still fit the uplink after 50 bytes of VXLAN: a
-    diagnostic row showing the eBPF path without IP fragmentation.
+    Also records the average size of the packets node-1's (for a local
+    backend: node-0's) uplink received: GSO/GRO packets count once, so a
+    value well above the MTU shows segments stayed large end to end.
     """
     with fresh_lab() as lab:
-        program(lab, column, desired(lab, 10))
-        if client_mtu is not None:
-            setter = lab.spawn(EXTERNAL, ["ip", "link", "set", "eth0", "mtu", str(client_mtu)])
-            if setter.wait(timeout=10) != 0:
-                raise _tools.ToolError(f"could not set the client MTU to {client_mtu}")
-        pod = lab.pods[IPERF_POD]
+        iperf_pod = LOCAL_IPERF_POD if row.local else IPERF_POD
+        objs = desired(lab, 10, iperf_pod)
+        if row.dsr:
+            objs.append(NodeSettings(external_service_mode="dsr"))
+        program(lab, row.column, objs)
+        if row.client_mtu is not None:
+            _in_lab(lab, EXTERNAL, ["ip", "link", "set", "eth0", "mtu", str(row.client_mtu)])
+        pod = lab.pods[iperf_pod]
+        if row.same_path:
+            # node-0 would otherwise redirect the client (ICMP) straight to node-1.
+            _in_lab(lab, INGRESS_NODE, ["sysctl", "-qw", "net.ipv4.conf.all.send_redirects=0"])
+            _in_lab(lab, INGRESS_NODE, ["sysctl", "-qw", "net.ipv4.conf.eth0.send_redirects=0"])
+            lab.add_route(EXTERNAL, f"{pod.ip}/32", INGRESS_NODE)
         dest, port = (
             (pod.ip, _tools.IPERF3_PORT)
-            if column == NONE
+            if row.column == NONE
             else (lab.nodes[INGRESS_NODE].ip, NODE_PORT)
         )
-        with _tools.iperf3_server(lab, IPERF_POD, pod.ip):
+        ingress, backend_node = INGRESS_NODE, pod.node
+        with _tools.iperf3_server(lab, iperf_pod, pod.ip):
+            links0 = {h: _link_stats(lab, h) for h in (ingress, backend_node)}
             cpu0, wall0 = _tools.cpu_busy_seconds(), time.perf_counter()
             report = _tools.iperf3(lab, EXTERNAL, dest, s.throughput_seconds, port)
             cpu, wall = _tools.cpu_busy_seconds() - cpu0, time.perf_counter() - wall0
+            links = {
+                h: {k: v - links0[h][k] for k, v in _link_stats(lab, h).items()}
+                for h in (ingress, backend_node)
+            }
     received = report["end"]["sum_received"]
     gbit = received["bytes"] * 8 / 1e9
+    rx = links[backend_node]
     return {
         "gbit_per_s": received["bits_per_second"] / 1e9,
         "cpu_s": cpu,
         "wall_s": wall,
         "cpu_s_per_gbit": cpu / gbit if gbit else None,
         "retransmits": report["end"].get("sum_sent", {}).get("retransmits"),
+        "backend_node_rx_bytes_per_packet": rx["rx_bytes"] / rx["rx_packets"]
+        if rx["rx_packets"]
+        else None,
+        "links": links,
     }
 
 
@@ -384,31 +464,29 @@ def run(s: Settings, log: Callable[[str], None]) -> dict[str, Any]:
         "connections": _tools.missing("wrk", "nginx"),
         "throughput": _tools.missing("iperf3"),
     }
-    # Throughput rows: (label, column, client MTU); the last one is a diagnostic.
-    tput_rows: list[tuple[str, str, int | None]] = [(c, c, None) for c in active]
-    if "ebpf" in active:
-        tput_rows.append((EBPF_MTU_ROW, "ebpf", DIAGNOSTIC_CLIENT_MTU))
+    tput_rows = [row for row in throughput_rows(active) if s.rows is None or row.label in s.rows]
     raw_conn: dict[tuple[str, int], list[dict[str, Any]]] = {}
     raw_tput: dict[str, list[dict[str, Any]]] = {}
     for r in range(s.repeat):
-        if tools["connections"] is None:
+        if tools["connections"] is None and "connections" in s.measure:
             for i, scale in enumerate(s.scales):
                 for column in _rotated(active, r + i):
                     log(f"repeat {r + 1}/{s.repeat}: connections, {scale} services, {column}")
                     result = _attempt(functools.partial(connections, column, scale, s))
                     raw_conn.setdefault((column, scale), []).append(result)
-        if tools["throughput"] is None:
-            for label, column, mtu in _rotated(tput_rows, r):
-                log(f"repeat {r + 1}/{s.repeat}: throughput, {label}")
-                result = _attempt(functools.partial(throughput, column, s, mtu))
-                raw_tput.setdefault(label, []).append(result)
+        if tools["throughput"] is None and "throughput" in s.measure:
+            for row in _rotated(tput_rows, r):
+                log(f"repeat {r + 1}/{s.repeat}: throughput, {row.label}")
+                result = _attempt(functools.partial(throughput, row, s))
+                raw_tput.setdefault(row.label, []).append(result)
     control = {}
     for column in active:
-        if column != NONE:
+        if column != NONE and "control" in s.measure:
             log(f"control plane, {s.control_services} services, {column}")
             control[column] = _attempt(functools.partial(control_plane, column, s))
     result = summarise(s, columns, tools, raw_conn, raw_tput, control)
-    result["throughput"].sort(key=lambda row: [label for label, *_ in tput_rows].index(row["row"]))
+    order = [row.label for row in tput_rows]
+    result["throughput"].sort(key=lambda row: order.index(row["row"]))
     result["leftover_namespaces"] = leftovers()
     return result
 
@@ -443,6 +521,7 @@ def summarise(
                 }
             )
     base_tput = _median(raw_tput.get(NONE, []), "gbit_per_s")
+    base_path = _median(raw_tput.get(NONE_SAME_PATH, []), "gbit_per_s")
     tput_rows = []
     for label, runs in raw_tput.items():
         gbit = _median(runs, "gbit_per_s")
@@ -451,8 +530,10 @@ def summarise(
                 "row": label,
                 "gbit_per_s": gbit,
                 "vs_none": gbit / base_tput if gbit and base_tput else None,
+                "vs_same_path": gbit / base_path if gbit and base_path else None,
                 "cpu_s_per_gbit": _median(runs, "cpu_s_per_gbit"),
                 "retransmits": _median(runs, "retransmits"),
+                "rx_bytes_per_packet": _median(runs, "backend_node_rx_bytes_per_packet"),
                 "runs": runs,
             }
         )
@@ -522,14 +603,19 @@ def table(result: dict[str, Any]) -> str:
     lines += [
         "",
         "Single-stream iperf3, external client -> NodePort (node-0) -> pod (node-1); "
-        "'none' goes straight to the pod",
-        f"{'data plane':<22} {'Gbit/s':>7} {'vs none':>7} {'CPU-s/Gbit':>10} {'retrans':>8}",
+        "'none' goes straight to the pod,",
+        "'none, same path' via node-0 (plain forwarding); 'local' rows: the pod is on node-0;",
+        "B/pkt: bytes per packet the backend's node received on its uplink (GSO/GRO stay large)",
+        f"{'data plane':<24} {'Gbit/s':>7} {'vs none':>7} {'vs path':>7} {'CPU-s/Gbit':>10} "
+        f"{'retrans':>8} {'B/pkt':>6}",
     ]
     for row in result["throughput"]:
         lines.append(
-            f"{row['row']:<22} {_fmt(row['gbit_per_s'], '.2f'):>7} "
-            f"{_fmt(row['vs_none'], '.0%'):>7} {_fmt(row['cpu_s_per_gbit'], '.3f'):>10} "
-            f"{_fmt(row['retransmits'], '.0f'):>8}" + _errors(row)
+            f"{row['row']:<24} {_fmt(row['gbit_per_s'], '.2f'):>7} "
+            f"{_fmt(row['vs_none'], '.0%'):>7} {_fmt(row['vs_same_path'], '.0%'):>7} "
+            f"{_fmt(row['cpu_s_per_gbit'], '.3f'):>10} "
+            f"{_fmt(row['retransmits'], '.0f'):>8} {_fmt(row['rx_bytes_per_packet'], '.0f'):>6}"
+            + _errors(row)
         )
     for column, cp in result["control_plane"].items():
         lines.append("")
@@ -563,6 +649,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, help="seconds of wrk per run (5)")
     parser.add_argument("--scales", help="comma-separated service counts (10,1000,10000)")
     parser.add_argument("--profile", type=Path, help="cProfile the full sync into this file")
+    parser.add_argument(
+        "--measure", help=f"comma-separated subset of {','.join(MEASUREMENTS)} (all)"
+    )
+    parser.add_argument("--rows", help="semicolon-separated throughput row labels (all)")
+    parser.add_argument("--seconds", type=float, help="seconds of iperf3 per run (8)")
     args = parser.parse_args(argv)
     s = Settings.quick() if args.quick else Settings()
     overrides: dict[str, Any] = {}
@@ -574,6 +665,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides["scales"] = tuple(int(v) for v in args.scales.split(","))
     if args.profile:
         overrides["profile"] = args.profile
+    if args.measure:
+        overrides["measure"] = tuple(args.measure.split(","))
+    if args.seconds:
+        overrides["throughput_seconds"] = args.seconds
+    if args.rows:
+        overrides["rows"] = tuple(args.rows.split(";"))
     s = Settings(**{**vars(s), **overrides})
     if os.geteuid() != 0:
         print("needs root: every measurement runs in lab network namespaces", file=sys.stderr)
