@@ -5,7 +5,9 @@
  *
  *   dp_from_wep  workload veth (host side), TC ingress: packets from a pod
  *   dp_to_wep    workload veth (host side), TC egress:  packets to a pod
- *   dp_from_hep  host uplink, TC ingress: packets from the network
+ *   dp_from_hep  host uplink, TC ingress: packets from the network (and, with
+ *                ebpf_tunnel "bpf", VXLAN from other nodes, decapsulated
+ *                here and handled as dp_from_tun would)
  *   dp_to_hep    host uplink, TC egress:  packets the host sends out
  *   dp_from_tun  the instance's VXLAN device, TC ingress: NodePort traffic
  *                forwarded by, or replies returned to, another node
@@ -117,7 +119,7 @@ static __always_inline int dp_forward(struct __sk_buff *skb, struct dp_pkt *p,
 	if (ct->flags & DP_CT_F_TUN_OUT) {
 		__u32 vni = frontend_port | ((g->flags & DP_G_DSR) ? DP_VNI_DSR : 0);
 
-		return dp_tunnel_to(skb, g, ct->tun_addr, vni);
+		return dp_tunnel_to(skb, g, ct->tun_addr, vni, ct->alt_addr, ct->ifindex, p);
 	}
 	return dp_deliver(skb, p, ct, hook, &f);
 }
@@ -147,8 +149,15 @@ static __always_inline int dp_reply(struct __sk_buff *skb, struct dp_pkt *p,
 	    (dp_set_addr(skb, p, 1, ct->alt_addr) || dp_set_port(skb, p, 1, ct->alt_port)))
 		return TC_ACT_SHOT;
 	if (ct->flags & DP_CT_F_TUN_BACK)
-		return dp_tunnel_to(skb, g, ct->tun_addr, 0);
+		return dp_tunnel_to(skb, g, ct->tun_addr, 0, ct->alt_addr, ct->ifindex, p);
 	return dp_deliver(skb, p, ct, hook, &f);
+}
+
+/* One of this node's addresses?  Not inlined: its key stays off the frame
+ * policy calls are made from. */
+__attribute__((noinline)) int dp_is_node_addr(__be32 addr)
+{
+	return dp_classify(addr) == DP_CLASS_HOST;
 }
 
 /* First packet towards a frontend: pick a backend, track, translate. */
@@ -213,6 +222,13 @@ static __always_inline int dp_new_flow(struct __sk_buff *skb, struct dp_pkt *p,
 		 * the client's address survives and the reply can come back. */
 		fwd.flags |= DP_CT_F_TUN_OUT;
 		fwd.tun_addr = be.node_addr;
+		if ((g->flags & DP_G_BPF_TUN) && dp_is_node_addr(p->daddr)) {
+			/* Encapsulated by the programs: the outer source is the
+			 * node address the client used (the frontend DSR answers
+			 * as), out of the interface it came in by. */
+			fwd.alt_addr = p->daddr;
+			fwd.ifindex = skb->ifindex;
+		}
 	}
 
 	if (dp_ct_create(&fwd_key, &fwd, &rev_key, &rev, &winner))
@@ -221,20 +237,69 @@ static __always_inline int dp_new_flow(struct __sk_buff *skb, struct dp_pkt *p,
 	return dp_forward(skb, p, winner ? winner : &fwd, g, hook);
 }
 
+/* The outer headers of a packet the programs decapsulated, kept in the
+ * skb's control block (the stack of dp_from_hep has no room to spare) for
+ * dp_tunnel_in. */
+#define DP_CB_TUN_SADDR 0   /* the other node */
+#define DP_CB_TUN_DADDR 1   /* this node's address it sent to */
+#define DP_CB_TUN_VNI 2
+#define DP_CB_TUN_IFINDEX 3 /* the interface it came in by */
+
+/* A VXLAN packet to this node's tunnel port from another node (one the
+ * failsafes let in: the same guard the policy code applies to the outer
+ * packet), when ebpf_tunnel is "bpf": strip the outer headers, keeping the
+ * outer Ethernet header for the inner packet.  Returns 1 if decapsulated
+ * (outer facts in ``skb->cb``), else 0 and the packet is untouched (the stack, and the
+ * VXLAN device, take it as before).  A global function: its scratch stays off
+ * the frame the service code runs from. */
+__attribute__((noinline)) int dp_decap(struct __sk_buff *skb)
+{
+	struct dp_vxlan_hdrs h;
+	struct dp_globals *g;
+
+	if (!skb || skb->protocol != bpf_htons(ETH_P_IP))
+		return 0;
+	g = dp_globals_get();
+	if (!g || !(g->flags & DP_G_BPF_TUN) || !g->vxlan_port)
+		return 0;
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, &h, DP_VXLAN_OVERHEAD))
+		return 0;
+	if (h.ip.version != 4 || h.ip.ihl != 5 || h.ip.protocol != IPPROTO_UDP ||
+	    (h.ip.frag_off & bpf_htons(DP_IP_MF | DP_IP_OFFSET)) ||
+	    h.udp.dest != bpf_htons(g->vxlan_port) ||
+	    !(h.vx_flags & bpf_htonl(DP_VXLAN_FLAG_VNI)) || h.eth.h_proto != bpf_htons(ETH_P_IP))
+		return 0;
+	if (dp_classify(h.ip.daddr) != DP_CLASS_HOST ||
+	    !dp_is_failsafe(DP_FS_IN, IPPROTO_UDP, g->vxlan_port, h.ip.saddr))
+		return 0;
+	if (bpf_skb_adjust_room(skb, -(__s32)DP_VXLAN_OVERHEAD, BPF_ADJ_ROOM_MAC, DP_DECAP_FLAGS))
+		return 0; /* e.g. a GSO packet the helper cannot shrink: the device decapsulates */
+	skb->cb[DP_CB_TUN_SADDR] = h.ip.saddr;
+	skb->cb[DP_CB_TUN_DADDR] = h.ip.daddr;
+	skb->cb[DP_CB_TUN_VNI] = bpf_ntohl(h.vx_vni) >> 8;
+	skb->cb[DP_CB_TUN_IFINDEX] = skb->ifindex;
+	return 1;
+}
+
 /* A packet from the tunnel that matches no entry: the first packet of a flow
  * another node forwarded to a backend here.  Track it so the reply goes back
  * the way the ingress node asked (through it, or straight to the client);
  * the caller then forwards it as a tracked packet.  Returns 0 if tracked.
  * Not inlined, to keep its scratch off the frame policy calls are made from. */
 static __attribute__((noinline)) int dp_tunnel_in(struct __sk_buff *skb, struct dp_pkt *p,
-						  __u64 now)
+						  __u64 now, int decapped)
 {
 	struct bpf_tunnel_key tk = {};
 	struct dp_ct_key fwd_key = {}, rev_key = {};
 	struct dp_ct_value fwd = {}, rev = {}, *winner;
 
-	if (bpf_skb_get_tunnel_key(skb, &tk, offsetof(struct bpf_tunnel_key, local_ipv4), 0))
+	if (decapped) {
+		tk.remote_ipv4 = bpf_ntohl(skb->cb[DP_CB_TUN_SADDR]);
+		tk.tunnel_id = skb->cb[DP_CB_TUN_VNI];
+	} else if (bpf_skb_get_tunnel_key(skb, &tk, offsetof(struct bpf_tunnel_key, local_ipv4),
+					  0)) {
 		return -1;
+	}
 
 	dp_ct_key_of(p, &fwd_key);
 	fwd.created_ns = fwd.last_seen_ns = now;
@@ -261,18 +326,48 @@ static __attribute__((noinline)) int dp_tunnel_in(struct __sk_buff *skb, struct 
 	} else {
 		rev.flags = DP_CT_F_TUN_BACK;
 		rev.tun_addr = fwd.tun_addr;
+		if (decapped) {
+			/* Decapsulated here: replies are encapsulated here too,
+			 * from the address the other node sent to, out of the
+			 * interface it came in by. */
+			rev.alt_addr = skb->cb[DP_CB_TUN_DADDR];
+			rev.ifindex = skb->cb[DP_CB_TUN_IFINDEX];
+		}
 	}
 	/* A racing CPU's entry (*winner) says the same: the flow is tracked. */
 	return dp_ct_create(&fwd_key, &fwd, &rev_key, &rev, &winner);
 }
 
-static __always_inline int dp_services(struct __sk_buff *skb, __u32 hook)
+/* dp_untracked / dp_pre_dnat of a parsed packet.  Not inlined: the flow they
+ * take stays off the frame the service code runs from. */
+__attribute__((noinline)) int dp_untracked_pkt(struct __sk_buff *skb, __u32 hook,
+					       const struct dp_pkt *p)
+{
+	struct dp_flow f;
+
+	if (!p)
+		return DP_V_DENY;
+	dp_flow_of(p, &f);
+	return dp_untracked(skb, hook, &f);
+}
+
+__attribute__((noinline)) int dp_pre_dnat_pkt(struct __sk_buff *skb, const struct dp_pkt *p)
+{
+	struct dp_flow f;
+
+	if (!p)
+		return TC_ACT_SHOT;
+	dp_flow_of(p, &f);
+	return dp_pre_dnat(skb, &f);
+}
+
+static __always_inline int dp_services(struct __sk_buff *skb, __u32 hook,
+				       int decapped)
 {
 	struct dp_ct_key key = {};
 	struct dp_ct_value *ct;
 	struct dp_globals *g;
 	struct dp_pkt p = {};
-	struct dp_flow f;
 	int untracked;
 	__u64 now;
 
@@ -284,8 +379,7 @@ static __always_inline int dp_services(struct __sk_buff *skb, __u32 hook)
 	if (hook == DP_HOOK_FROM_TUN)
 		dp_clamp_syn(skb, &p, g); /* the backend node's MTU may be the smaller */
 	now = bpf_ktime_get_ns();
-	dp_flow_of(&p, &f);
-	untracked = dp_untracked(skb, hook, &f);
+	untracked = dp_untracked_pkt(skb, hook, &p);
 	if (untracked == DP_V_DENY)
 		return TC_ACT_SHOT;
 
@@ -298,14 +392,15 @@ static __always_inline int dp_services(struct __sk_buff *skb, __u32 hook)
 		return dp_reply(skb, &p, ct, g, hook);
 	}
 	if (hook == DP_HOOK_FROM_TUN) {
-		if (dp_tunnel_in(skb, &p, now))
+		if (dp_tunnel_in(skb, &p, now, decapped))
 			return TC_ACT_SHOT;
 		ct = bpf_map_lookup_elem(&dp_ct, &key);
 		if (!ct)
 			return TC_ACT_SHOT;
 		return dp_forward(skb, &p, ct, g, hook);
 	}
-	if (hook == DP_HOOK_FROM_HEP && untracked != DP_V_ALLOW && dp_pre_dnat(skb, &f) != TC_ACT_OK)
+	if (hook == DP_HOOK_FROM_HEP && untracked != DP_V_ALLOW &&
+	    dp_pre_dnat_pkt(skb, &p) != TC_ACT_OK)
 		return TC_ACT_SHOT;
 	return dp_new_flow(skb, &p, g, hook, now);
 }
@@ -313,7 +408,7 @@ static __always_inline int dp_services(struct __sk_buff *skb, __u32 hook)
 SEC("tc")
 int dp_from_wep(struct __sk_buff *skb)
 {
-	return dp_services(skb, DP_HOOK_FROM_WEP);
+	return dp_services(skb, DP_HOOK_FROM_WEP, 0);
 }
 
 SEC("tc")
@@ -327,19 +422,22 @@ int dp_to_wep(struct __sk_buff *skb)
 SEC("tc")
 int dp_from_hep(struct __sk_buff *skb)
 {
-	return dp_services(skb, DP_HOOK_FROM_HEP);
+	/* A packet the programs decapsulated continues as if from the VXLAN device. */
+	if (dp_decap(skb) > 0)
+		return dp_services(skb, DP_HOOK_FROM_TUN, 1);
+	return dp_services(skb, DP_HOOK_FROM_HEP, 0);
 }
 
 SEC("tc")
 int dp_to_hep(struct __sk_buff *skb)
 {
-	return dp_services(skb, DP_HOOK_TO_HEP);
+	return dp_services(skb, DP_HOOK_TO_HEP, 0);
 }
 
 SEC("tc")
 int dp_from_tun(struct __sk_buff *skb)
 {
-	return dp_services(skb, DP_HOOK_FROM_TUN);
+	return dp_services(skb, DP_HOOK_FROM_TUN, 0);
 }
 
 char LICENSE[] SEC("license") = "Apache-2.0";

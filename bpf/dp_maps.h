@@ -161,6 +161,7 @@ struct dp_ct_value {
 /* dp_globals: one entry of node-wide facts the programs need at run time
  * (set by the agent after start, unlike the load-time dp_cfg). */
 #define DP_G_DSR (1U << 0)            /* external_service_mode == dsr */
+#define DP_G_BPF_TUN (1U << 1)        /* encapsulate/decapsulate VXLAN in the programs */
 
 /* VXLAN encapsulation: outer IPv4 + UDP + VXLAN + inner Ethernet headers. */
 #define DP_VXLAN_OVERHEAD 50
@@ -169,7 +170,7 @@ struct dp_globals {
 	__u32 tunnel_ifindex; /* the instance's VXLAN device, 0 if none */
 	__u32 flags;          /* DP_G_* */
 	__u32 mtu;            /* smallest MTU of the host interfaces (the tunnel's underlay), 0: unknown */
-	__u32 pad;
+	__u32 vxlan_port;     /* the tunnel's UDP port (host order), 0: unknown */
 };
 
 /* dp_wep: this node's workload addresses -> their host-side interface, so

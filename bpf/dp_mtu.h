@@ -118,16 +118,6 @@ static __always_inline void dp_clamp_syn(struct __sk_buff *skb, const struct dp_
 		dp_clamp_mss(skb, p->l4_off, room - DP_IP_TCP_HLEN);
 }
 
-/* The largest IP packet ``skb`` is on the wire: one segment of a GSO packet. */
-static __always_inline __u32 dp_wire_len(struct __sk_buff *skb, const struct dp_pkt *p)
-{
-	__u32 gso = skb->gso_size;
-
-	if (gso)
-		return p->l4_off - ETH_HLEN + p->l4_hlen + gso;
-	return skb->len - ETH_HLEN;
-}
-
 #define DP_FITS (-1) /* dp_fit_tunnel: go on (no TC verdict is negative here) */
 
 /* Before encapsulating (and before NAT, so an ICMP answer quotes what the

@@ -158,4 +158,14 @@ static __always_inline __u16 dp_csum_fold(__s64 sum)
 	return (__u16)~s;
 }
 
+/* The largest IP packet ``skb`` is on the wire: one segment of a GSO packet. */
+static __always_inline __u32 dp_wire_len(struct __sk_buff *skb, const struct dp_pkt *p)
+{
+	__u32 gso = skb->gso_size;
+
+	if (gso)
+		return p->l4_off - ETH_HLEN + p->l4_hlen + gso;
+	return skb->len - ETH_HLEN;
+}
+
 #endif /* DP_PACKET_H */

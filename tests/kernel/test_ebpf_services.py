@@ -142,8 +142,9 @@ def node_ir(
 class Cluster:
     """One EbpfBackend per lab node, programmed together."""
 
-    def __init__(self, lab: Lab) -> None:
+    def __init__(self, lab: Lab, tunnel: str = "kernel") -> None:
         self.lab = lab
+        self.tunnel = tunnel
         self.backends: dict[str, EbpfBackend] = {}
 
     def config(self, node: str) -> DataplaneConfig:
@@ -153,6 +154,7 @@ class Cluster:
             node_name=node,
             netns=info.netns,
             instance=f"{self.lab.prefix}-{info.index}",
+            options={"ebpf_tunnel": self.tunnel},
         )
 
     def start(self, node: str) -> EbpfBackend:
@@ -185,15 +187,22 @@ SCTP = Svc("10.96.0.17", 9132, ("default/pod-0-1",), proto=Protocol.SCTP)
 ALL = (WEB, WEB_UDP, PAIR, STICKY, EMPTY, EMPTY_UDP, EMPTY_DROP, LOCAL, RANGED, SCTP)
 
 
+@pytest.fixture(scope="module", params=["kernel", "bpf"])
+def tunnel(request: pytest.FixtureRequest) -> str:
+    """Every test runs with both ``ebpf_tunnel`` modes."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
-def lab_spec() -> LabSpec:
+def lab_spec(tunnel: str) -> LabSpec:
+    """A fresh lab per tunnel mode."""
     return LabSpec.uniform(2, 2, fabric_clients=1)
 
 
 @pytest.fixture(scope="module")
-def cluster(lab: Lab) -> Iterator[Cluster]:
+def cluster(lab: Lab, tunnel: str) -> Iterator[Cluster]:
     lab.add_route("client-0", "10.96.0.0/16", "node-0")
-    nodes = Cluster(lab)
+    nodes = Cluster(lab, tunnel)
     try:
         for node in lab.nodes:
             nodes.start(node)
@@ -352,6 +361,38 @@ def _ip_counters(lab: Lab, node: str) -> dict[str, int]:
 
 def _counter(cluster: Cluster, node: str, name: str) -> int:
     return int(cluster.backends[node].dump()["counters"][name])
+
+
+def _device_packets(lab: Lab, node: str, device: str) -> int:
+    """rx + tx packets of ``device`` inside the node's namespace."""
+    link = json.loads(_run_in(lab, node, ["ip", "-j", "-s", "link", "show", "dev", device]))[0]
+    return int(link["stats64"]["rx"]["packets"]) + int(link["stats64"]["tx"]["packets"])
+
+
+@pytest.mark.parametrize("mode", [TUNNEL, DSR], ids=["tunnel", "dsr"])
+def test_tunnel_mode_picks_the_encapsulation(
+    cluster: Cluster, lab: Lab, mode: ExternalServiceMode
+) -> None:
+    """``ebpf_tunnel="kernel"`` sends NodePort traffic for another node through
+    the VXLAN device; ``"bpf"`` encapsulates and decapsulates in the programs,
+    so the device carries nothing, in either direction, on either node."""
+    cluster.program(ALL, mode=mode)
+    try:
+        devices = {n: cluster.backends[n].dump()["tunnel"] for n in lab.nodes}
+        before = {n: _device_packets(lab, n, devices[n]) for n in lab.nodes}
+        for proto in ("tcp", "udp"):
+            result = lab.probe("client-0", lab.nodes["node-1"].ip, 30080, proto)  # type: ignore[arg-type]
+            _assert_via_service(
+                result, lab.clients["client-0"].ip, "default/pod-0-1", lab.nodes["node-1"].ip
+            )
+        moved = {n: _device_packets(lab, n, devices[n]) - before[n] for n in lab.nodes}
+    finally:
+        cluster.program(ALL, mode=TUNNEL)
+    if cluster.tunnel == "bpf":
+        assert moved == {n: 0 for n in lab.nodes}, moved
+    else:
+        assert moved["node-0"] > 0 and moved["node-1"] > 0, moved
+    assert all(_counter(cluster, n, "tunnel_fail") == 0 for n in lab.nodes)
 
 
 @pytest.mark.parametrize("mode", [TUNNEL, DSR], ids=["tunnel", "dsr"])

@@ -13,7 +13,11 @@ survive an agent restart, and a new process adopts them and swaps its own
 programs in atomically. See ``docs/ebpf.md``.
 
 Options (``DataplaneConfig.options``): ``ebpf_pin_root``,
-``ebpf_vxlan_port`` (4789; the same on every node), map sizes
+``ebpf_vxlan_port`` (4789; the same on every node), ``ebpf_tunnel``
+(``"bpf"``, the default: the programs encapsulate and decapsulate NodePort
+traffic to another node themselves, out of the interface the flow came in
+by; ``"kernel"``: through the instance's VXLAN device, routed by the stack;
+both put the same packets on the wire, so nodes may differ), map sizes
 ``ebpf_conntrack_max``, ``ebpf_frontends_max``, ``ebpf_backends_max``,
 ``ebpf_affinity_max``, ``ebpf_source_ranges_max``, ``ebpf_policy_rules_max``
 (instructions of all policy programs, twice what is live so changed programs
@@ -74,6 +78,8 @@ log = logging.getLogger(__name__)
 BPFFS = Path("/sys/fs/bpf")
 DEFAULT_PIN_ROOT = BPFFS / "dataplane"
 DEFAULT_VXLAN_PORT = 4789
+TUNNEL_MODES = ("kernel", "bpf")
+DEFAULT_TUNNEL = "bpf"  # the ebpf_tunnel option
 _SIZE_OPTIONS = (
     "ebpf_conntrack_max",
     "ebpf_frontends_max",
@@ -84,6 +90,13 @@ _SIZE_OPTIONS = (
     "ebpf_ipset_max",
     "ebpf_policy_conntrack_max",
 )
+
+
+def tunnel_mode(value: object) -> str:
+    """The ``ebpf_tunnel`` option: ``"kernel"`` (the VXLAN device) or ``"bpf"`` (the programs)."""
+    if value not in TUNNEL_MODES:
+        raise BackendError(f"ebpf_tunnel must be one of {', '.join(TUNNEL_MODES)}, not {value!r}")
+    return str(value)
 
 
 def tunnel_name(instance: str) -> str:
@@ -119,6 +132,8 @@ class EbpfBackend(Backend):
             "checksum-offloaded packets, e.g. over veth; use port == targetPort otherwise)",
             "DSR answers with the ingress node's tunnel address: NodePorts only; "
             "external and load-balancer IPs use tunnel mode",
+            'ebpf_tunnel="bpf" (the default) sends tunnelled packets out of the interface the '
+            'flow came in by; nodes that reach each other through another one need "kernel"',
         ),
     )
 
@@ -134,6 +149,7 @@ class EbpfBackend(Backend):
         self._attacher: attach.Attacher | None = None
         self._tunnel_ifindex = 0
         self._vxlan_port = DEFAULT_VXLAN_PORT
+        self._bpf_tunnel = tunnel_mode(config.option("ebpf_tunnel", DEFAULT_TUNNEL)) == "bpf"
         self._timeouts = conntrack.Timeouts.from_option(config.option("ebpf_ct_timeouts"))
         self._synced = False
         self._warnings: tuple[str, ...] = ()
@@ -239,7 +255,14 @@ class EbpfBackend(Backend):
                 mtu = nodestate.uplink_mtu(
                     mtus[n] for n in attach.host_interfaces(ir, mtus, self._tunnel)
                 )
-                nodestate.write_globals(loaded.map(node.GLOBALS), ir, self._tunnel_ifindex, mtu)
+                nodestate.write_globals(
+                    loaded.map(node.GLOBALS),
+                    ir,
+                    self._tunnel_ifindex,
+                    mtu,
+                    vxlan_port=self._vxlan_port,
+                    bpf_tunnel=self._bpf_tunnel,
+                )
             if full or delta.settings_changed or delta.remote_nodes_changed:
                 pol.sync_failsafes(policy.failsafes(ir, self._vxlan_port))
             if full or delta.remote_nodes_changed:
@@ -321,6 +344,7 @@ class EbpfBackend(Backend):
             "instance": self.config.instance_name,
             "pins": str(self._pin_dir),
             "tunnel": self._tunnel,
+            "tunnel_mode": "bpf" if self._bpf_tunnel else "kernel",
             **dump_maps(loaded, time.monotonic_ns()),
             **dump_policy(loaded, pol),
         }

@@ -43,11 +43,25 @@ def sync_classes(
 
 
 def write_globals(
-    table: Map[U32, node.Globals], ir: DataplaneIR, tunnel_ifindex: int, mtu: int
+    table: Map[U32, node.Globals],
+    ir: DataplaneIR,
+    tunnel_ifindex: int,
+    mtu: int,
+    *,
+    vxlan_port: int = 0,
+    bpf_tunnel: bool = False,
 ) -> None:
-    """``mtu``: the tunnel's underlay MTU (:func:`uplink_mtu`), 0 if unknown."""
-    dsr = ir.settings.external_service_mode is ExternalServiceMode.DSR
-    table.update(U32(0), node.Globals(tunnel_ifindex, node.G_DSR if dsr else 0, mtu, 0))
+    """``mtu``: the tunnel's underlay MTU (:func:`uplink_mtu`), 0 if unknown.
+
+    ``bpf_tunnel``: the programs encapsulate and decapsulate VXLAN (to
+    ``vxlan_port``) themselves instead of going through the VXLAN device.
+    """
+    flags = 0
+    if ir.settings.external_service_mode is ExternalServiceMode.DSR:
+        flags |= node.G_DSR
+    if bpf_tunnel:
+        flags |= node.G_BPF_TUN
+    table.update(U32(0), node.Globals(tunnel_ifindex, flags, mtu, vxlan_port))
 
 
 def uplink_mtu(host_mtus: Iterable[int]) -> int:

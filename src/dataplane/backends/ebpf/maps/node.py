@@ -2,14 +2,16 @@
 
 C layout (``bpf/dp_maps.h``)::
 
-    struct dp_globals   { __u32 tunnel_ifindex; __u32 flags; __u32 mtu; __u32 pad; };  /* key 0 */
+    struct dp_globals   { __u32 tunnel_ifindex; __u32 flags; __u32 mtu;
+                          __u32 vxlan_port; };  /* key 0 */
     struct dp_wep_key   { __be32 addr; };
     struct dp_wep_value { __u32 ifindex; __u32 flags; };
 
 ``dp_globals`` changes with the IR settings without reloading the programs
 (``mtu``: the smallest MTU of the host interfaces, which the VXLAN tunnel's
 outer packets cross; the programs clamp TCP MSS and answer "fragmentation
-needed" so that encapsulated packets fit it);
+needed" so that encapsulated packets fit it; ``G_BPF_TUN``: the programs
+encapsulate and decapsulate VXLAN themselves, to ``vxlan_port``);
 ``dp_wep`` maps each local workload address to its host-side interface for
 packets the programs must redirect themselves (decapsulated, host-originated).
 """
@@ -21,6 +23,7 @@ import ctypes
 from dataplane.backends.ebpf.maps._map import U32, MapSpec
 
 G_DSR = 1 << 0
+G_BPF_TUN = 1 << 1  # ebpf_tunnel == "bpf"
 VXLAN_OVERHEAD = 50  # outer IPv4 + UDP + VXLAN + inner Ethernet
 
 
@@ -29,7 +32,7 @@ class Globals(ctypes.Structure):
         ("tunnel_ifindex", ctypes.c_uint32),
         ("flags", ctypes.c_uint32),
         ("mtu", ctypes.c_uint32),
-        ("pad", ctypes.c_uint32),
+        ("vxlan_port", ctypes.c_uint32),
     ]
 
 
