@@ -17,7 +17,7 @@ from dataplane.model import (
 )
 from dataplane.scenarios.types import TIMEOUT, Probe, Scenario, connected
 
-from .build import Facts, service, unless
+from .build import service, unless
 
 NEG = "negated_matches"  # HNS drops Allow rules it cannot express (fails closed)
 W1, W2, W3 = "default/web-1", "default/web-2", "dev/web-3"
@@ -438,7 +438,3 @@ POLICY_SCENARIOS: list[Scenario] = [
         [Probe(C1, "n1", P, connected("n1"))],
     ),
 ]
-
-
-def _facts_unused(f: Facts) -> None:  # keeps the Facts alias exported for scenario authors
-    del f

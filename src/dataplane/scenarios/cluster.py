@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataplane.lab.plan import LabPlan, make_plan
 from dataplane.lab.spec import ClientSpec, LabSpec, NodeSpec, PodSpec, PortSpec
 from dataplane.model import (
-    EntityMatch,
     NamedPort,
     Namespace,
     Node,
@@ -93,4 +92,11 @@ def base_objects(plan: LabPlan) -> list[StateObject]:
     return objs
 
 
-__all__ = ["ECHO_PORT", "STANDARD_SPEC", "EntityMatch", "base_objects", "cluster_facts"]
+__all__ = [
+    "ECHO_PORT",
+    "NODE_PORTS",
+    "STANDARD_SPEC",
+    "base_objects",
+    "cluster_facts",
+    "reference_plan",
+]
