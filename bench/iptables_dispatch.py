@@ -2,7 +2,7 @@
 
 Run as root (everything happens inside lab namespaces; see docs/lab.md)::
 
-    .venv/bin/python bench/iptables_dispatch.py [--flavour nft|legacy] [--repeat 3]
+    .venv/bin/python bench/iptables_dispatch.py [--flavour nft|legacy] [--nat iptables|nftables]
     .venv/bin/python bench/iptables_dispatch.py --quick   # smoke run
     .venv/bin/python bench/iptables_dispatch.py --control-plane-only [--quick]
 
@@ -19,7 +19,9 @@ Run as root (everything happens inside lab namespaces; see docs/lab.md)::
 2. Control plane: ``start()`` and a full sync of 10,000 services × 10 endpoints
    into a fresh namespace (target ≤ 5 s), one endpoint change (median of 5;
    target ≤ 100 ms), a restart (a second instance: ``start()`` + full apply of
-   the same IR, which must write nothing) and ``cleanup()``, for each flavour.
+   the same IR, which must write nothing) and ``cleanup()``, for each flavour,
+   and for nft also with services NATed by the nftables table
+   (``iptables_nat="nftables"``).
 
 Every configuration gets a fresh lab (a filling conntrack table skews later
 runs), configurations are alternated within each repeat, medians reported.
@@ -181,7 +183,7 @@ def service_ir(node_ip: str, count: int, target: str | None, per_service: int) -
 
 
 @contextmanager
-def configured(config: str, count: int, flavour: str) -> Iterator[tuple[Lab, str]]:
+def configured(config: str, count: int, flavour: str, nat: str) -> Iterator[tuple[Lab, str]]:
     """A fresh lab with node-0 programmed as ``config``; yields it and the URL host."""
     with Lab(LabSpec.uniform(2, 1, fabric_clients=0)) as lab:
         node, target = lab.nodes["node-0"], lab.pods["default/pod-1-0"].ip
@@ -206,7 +208,7 @@ def configured(config: str, count: int, flavour: str) -> Iterator[tuple[Lab, str
                     node_name="node-0",
                     netns=node.netns,
                     instance=f"{lab.prefix}-n0",
-                    options={"iptables_flavour": flavour},
+                    options={"iptables_flavour": flavour, "iptables_nat": nat},
                 )
             )
             backend.start()
@@ -215,9 +217,11 @@ def configured(config: str, count: int, flavour: str) -> Iterator[tuple[Lab, str
         yield lab, host
 
 
-def measure(config: str, count: int, flavour: str, seconds: float, probes: int) -> dict[str, float]:
+def measure(
+    config: str, count: int, flavour: str, nat: str, seconds: float, probes: int
+) -> dict[str, float]:
     with (
-        configured(config, count, flavour) as (lab, host),
+        configured(config, count, flavour, nat) as (lab, host),
         _tools.nginx(lab, "default/pod-1-0", PORT),
     ):
         client = "default/pod-0-0"
@@ -231,7 +235,9 @@ def measure(config: str, count: int, flavour: str, seconds: float, probes: int) 
     }
 
 
-def sync_times(flavour: str, services: int, endpoints: int, changes: int) -> dict[str, float]:
+def sync_times(
+    flavour: str, nat: str, services: int, endpoints: int, changes: int
+) -> dict[str, float]:
     """Start and full sync of ``services`` × ``endpoints`` into a fresh node, single endpoint
     changes, then a restart (a second instance starts and applies the same IR)."""
     with Lab(LabSpec.uniform(1, 1, fabric_clients=0)) as lab:
@@ -241,7 +247,7 @@ def sync_times(flavour: str, services: int, endpoints: int, changes: int) -> dic
             node_name="node-0",
             netns=node.netns,
             instance=f"{lab.prefix}-n0",
-            options={"iptables_flavour": flavour},
+            options={"iptables_flavour": flavour, "iptables_nat": nat},
         )
         backend = IptablesBackend(config)
         ir = service_ir(node.ip, services, None, endpoints)
@@ -290,10 +296,13 @@ def data_plane(args: argparse.Namespace) -> None:
         for count in scales:
             order = CONFIGS[round_ % 3 :] + CONFIGS[: round_ % 3]  # alternate who goes first
             for config in order:
-                r = measure(config, count, args.flavour, args.duration, args.probes)
+                r = measure(config, count, args.flavour, args.nat, args.duration, args.probes)
                 results.setdefault((count, config), []).append(r)
                 print(f"round {round_} {count:>6} {config:<8} {r}", file=sys.stderr, flush=True)
-    print(f"\nflavour {args.flavour}; medians of {args.repeat}; rate relative to 'none'\n")
+    print(
+        f"\nflavour {args.flavour}, nat {args.nat}; medians of {args.repeat};"
+        " rate relative to 'none'\n"
+    )
     print(f"{'services':>8} {'config':<8} {'conn/s':>9} {'ratio':>6} {'p50 µs':>8} {'p99 µs':>8}")
     for count in scales:
         base = statistics.median(r["conn_per_s"] for r in results[(count, "none")])
@@ -310,6 +319,7 @@ def data_plane(args: argparse.Namespace) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--flavour", choices=("nft", "legacy"), default="nft")
+    parser.add_argument("--nat", choices=("iptables", "nftables"), default="iptables")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--duration", type=float, default=3.0)
     parser.add_argument("--probes", type=int, default=1000)
@@ -335,14 +345,14 @@ def main() -> int:
     services, endpoints = (100, 10) if args.quick else (10_000, 10)
     print(f"\nsync of {services} services x {endpoints} endpoints (fresh namespace)\n")
     print(
-        f"{'flavour':<8} {'full sync s':>11} {'1 change ms':>11} {'restart s':>9}"
+        f"{'flavour':<8} {'nat':<9} {'full sync s':>11} {'1 change ms':>11} {'restart s':>9}"
         f" {'cleanup s':>9} {'rules':>8}"
     )
-    for flavour in ("legacy", "nft"):
-        s = sync_times(flavour, services, endpoints, 5)
+    for flavour, nat in (("legacy", "iptables"), ("nft", "iptables"), ("nft", "nftables")):
+        s = sync_times(flavour, nat, services, endpoints, 5)
         print(
-            f"{flavour:<8} {s['full_s']:>11.2f} {s['change_ms']:>11.1f} {s['restart_s']:>9.2f}"
-            f" {s['cleanup_s']:>9.2f} {s['rules']:>8.0f}"
+            f"{flavour:<8} {nat:<9} {s['full_s']:>11.2f} {s['change_ms']:>11.1f}"
+            f" {s['restart_s']:>9.2f} {s['cleanup_s']:>9.2f} {s['rules']:>8.0f}"
         )
     return 0
 

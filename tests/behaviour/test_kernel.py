@@ -25,7 +25,11 @@ from .scenarios_services import SERVICE_SCENARIOS
 
 pytestmark = pytest.mark.kernel
 
-KERNEL_BACKENDS = ["iptables", "ebpf"]
+KERNEL_BACKENDS = {  # id: (backend, config)
+    "iptables": ("iptables", {}),
+    "iptables-nftables-nat": ("iptables", {"options": {"iptables_nat": "nftables"}}),
+    "ebpf": ("ebpf", {}),
+}
 ALL = [*SERVICE_SCENARIOS, *POLICY_SCENARIOS]
 
 
@@ -36,14 +40,14 @@ def _backend_reason(name: str) -> str | None:
         return str(exc)
 
 
-@pytest.fixture(scope="module", params=KERNEL_BACKENDS)
+@pytest.fixture(scope="module", params=list(KERNEL_BACKENDS))
 def cluster(request: pytest.FixtureRequest) -> Iterator[LabCluster]:
-    backend = request.param
+    backend, config = KERNEL_BACKENDS[request.param]
     reason = unavailable_reason() or _backend_reason(backend)
     if reason:
         pytest.skip(f"{backend}: {reason}")
     with Lab(STANDARD_SPEC) as lab:
-        running = LabCluster(lab, backend)
+        running = LabCluster(lab, backend, **config)
         try:
             yield running
         finally:

@@ -71,12 +71,19 @@ def routed_lab(lab: Lab) -> Lab:
     return lab
 
 
-@pytest.fixture(params=["legacy", "nft"])
+MODES = {  # id: (iptables flavour, who NATs services)
+    "legacy": ("legacy", "iptables"),
+    "nft": ("nft", "iptables"),
+    "nft-nftables-nat": ("nft", "nftables"),
+}
+
+
+@pytest.fixture(params=list(MODES))
 def backend(request: pytest.FixtureRequest, routed_lab: Lab) -> Iterator[IptablesBackend]:
     lab = routed_lab
     node = lab.nodes["node-0"]
     before = _tables(node.netns)
-    be = IptablesBackend(_config(lab, request.param))
+    be = IptablesBackend(_config(lab, *MODES[request.param]))
     be.start()
     try:
         yield be
@@ -85,25 +92,27 @@ def backend(request: pytest.FixtureRequest, routed_lab: Lab) -> Iterator[Iptable
     assert _tables(node.netns) == before, "cleanup must leave the tables as it found them"
 
 
-def _config(lab: Lab, flavour: str) -> DataplaneConfig:
+def _config(lab: Lab, flavour: str, nat: str) -> DataplaneConfig:
     node = lab.nodes["node-0"]
     return DataplaneConfig(
         backend="iptables",
         node_name="node-0",
         netns=node.netns,
         instance=f"{lab.prefix}-n0",
-        options={"iptables_flavour": flavour},
+        options={"iptables_flavour": flavour, "iptables_nat": nat},
     )
 
 
 def _tables(netns: str) -> str:
-    """Rules and sets in the namespace, without comments and counters."""
+    """Rules, sets and nft tables in the namespace, without comments and counters
+    (iptables-nft-save shows iptables' own tables only; ``nft list tables`` shows ours)."""
     runner = Runner(netns)
     out = []
     for tool in ("iptables-legacy-save", "iptables-nft-save"):
         text = runner.run([tool])
         out += [line for line in text.splitlines() if line.startswith(("-A", ":DP"))]
     out += runner.run(["ipset", "list", "-n"]).split()
+    out += [line for line in runner.run(["nft", "list", "tables"]).splitlines() if "DP-" in line]
     return "\n".join(out)
 
 
@@ -384,11 +393,15 @@ def test_host_endpoint_deny_all_keeps_failsafe(lab: Lab, backend: IptablesBacken
 
 @attrs.frozen
 class _BrokenRunner(Runner):
-    """Appends a rule the kernel refuses to the nat block: the restore fails midway."""
+    """Appends a rule the kernel refuses to the nat block (iptables) or to the end of the
+    script (nft): the write fails midway."""
 
     def restore(self, tool: str, payload: str) -> None:
         bad = payload.replace("*nat\n", "*nat\n-A NO-SUCH-CHAIN -j ACCEPT\n")
         super().restore(tool, bad)
+
+    def nft(self, script: str) -> None:
+        super().nft(script + "add rule ip no-such-table no-such-chain accept\n")
 
 
 def test_failed_restore_keeps_old_rules_and_full_apply_converges(
@@ -397,21 +410,25 @@ def test_failed_restore_keeps_old_rules_and_full_apply_converges(
     node = lab.nodes["node-0"]
     first = _cluster_ip((_backend(lab, "default/pod-1-0"),))
     backend.apply(IRDelta(ir=_ir(lab, first), full=True))
-    before = _tables(node.netns)
+    rules_before = _own_rules(node.netns)
     second = _cluster_ip((_backend(lab, "default/pod-1-1"),))
     good = backend._runner
     backend._runner = _BrokenRunner(good.netns)
     with pytest.raises(BackendError):
         backend.apply(IRDelta(ir=_ir(lab, second), frontends_upserted=(second,)))
-    assert _iptables_only(_tables(node.netns)) == _iptables_only(before)
+    assert _own_rules(node.netns) == rules_before
     assert lab.probe("default/pod-0-0", str(VIP), 80).server_pod == "default/pod-1-0"
     backend._runner = good
     backend.apply(IRDelta(ir=_ir(lab, second), full=True))
     assert lab.probe("default/pod-0-0", str(VIP), 80).server_pod == "default/pod-1-1"
 
 
-def _iptables_only(text: str) -> list[str]:
-    return [line for line in text.splitlines() if line.startswith("-A")]
+def _own_rules(netns: str) -> list[str]:
+    """Own iptables rules and the whole nft ruleset (both without counters)."""
+    text = _tables(netns)
+    nft_rules = Runner(netns).run(["nft", "list", "ruleset"])
+    iptables_rules = [line for line in text.splitlines() if line.startswith("-A")]
+    return iptables_rules + [line for line in nft_rules.splitlines() if "counter" not in line]
 
 
 def test_restart_adopts_without_rewriting(lab: Lab, backend: IptablesBackend) -> None:
@@ -420,8 +437,8 @@ def test_restart_adopts_without_rewriting(lab: Lab, backend: IptablesBackend) ->
     ir = _ir(lab, fe)
     backend.apply(IRDelta(ir=ir, full=True))
     conn = lab.open_connection("default/pod-0-0", str(VIP), 80)
-    flavour = backend.config.option("iptables_flavour")
-    successor = IptablesBackend(_config(lab, flavour))
+    options = backend.config.options
+    successor = IptablesBackend(_config(lab, options["iptables_flavour"], options["iptables_nat"]))
     successor.start()
     writes: list[str] = []
     successor._runner = _CountingRunner(successor._runner.netns, writes)
@@ -446,6 +463,10 @@ class _CountingRunner(Runner):
             self.writes.append(payload)
         super().ipset_restore(payload, busy_wait=busy_wait)
 
+    def nft(self, script: str) -> None:
+        self.writes.append(script)
+        super().nft(script)
+
 
 def test_root_namespace_untouched() -> None:
     """Nothing of ours in the machine's own namespace (run last in this module)."""
@@ -454,3 +475,5 @@ def test_root_namespace_untouched() -> None:
         assert "DP-" not in text
     sets = subprocess.run(["ipset", "list", "-n"], capture_output=True, text=True, check=False)
     assert "DP-" not in sets.stdout
+    tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=False)
+    assert "DP-" not in tables.stdout

@@ -1,4 +1,4 @@
-"""The only module of this backend that runs commands (iptables-restore, ipset, conntrack).
+"""The only module of this backend that runs commands (iptables-restore, nft, ipset, conntrack).
 
 Every command runs inside ``config.netns`` through ``nsenter --net``: iptables
 (both flavours), ipset and conntrack state are per network namespace, so the
@@ -98,6 +98,31 @@ class Runner:
                 if "in use" not in str(exc) or time.monotonic() > deadline:
                     raise
             time.sleep(0.02)
+
+    def nft(self, script: str) -> None:
+        """Apply an ``nft -f`` script: one kernel transaction, all or nothing."""
+        self.run(["nft", "-f", "-"], stdin=script)
+
+    def nft_list_table(self, family: str, table: str) -> str | None:
+        """``nft list table``; None when the table (or the nft tool) is not there."""
+        if not available("nft"):
+            return None
+        try:
+            return self.run(["nft", "list", "table", family, table])
+        except BackendError as exc:
+            if "No such file or directory" in str(exc):
+                return None
+            raise
+
+    def nft_delete_table(self, family: str, table: str) -> None:
+        """Delete the table if it is there (``destroy`` needs nft 1.0.8; Debian 12 has 1.0.6)."""
+        if not available("nft"):
+            return
+        try:
+            self.run(["nft", "delete", "table", family, table])
+        except BackendError as exc:
+            if "No such file or directory" not in str(exc):
+                raise
 
     def ipset_save(self) -> str:
         return self.run(["ipset", "save"])

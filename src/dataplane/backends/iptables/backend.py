@@ -21,7 +21,7 @@ from collections.abc import Hashable, Mapping
 from typing import Any, ClassVar
 
 from dataplane.backends.base import Backend, Capabilities
-from dataplane.backends.iptables import readback, restore
+from dataplane.backends.iptables import nft, readback, render_nft, restore
 from dataplane.backends.iptables._exec import Runner, available
 from dataplane.backends.iptables.conntrack import stale_filters
 from dataplane.backends.iptables.flavour import FLAVOURS, Flavour, detect
@@ -39,18 +39,20 @@ from dataplane.backends.iptables.render_ipsets import ipset_piece
 from dataplane.backends.iptables.render_policy import PolicyNames
 from dataplane.backends.iptables.render_services import (
     ServiceNames,
+    filter_piece,
     frontend_piece,
     health_check_rules,
     supported,
     tree_entry,
 )
-from dataplane.backends.iptables.store import Store
+from dataplane.backends.iptables.store import Piece, Store, merge
 from dataplane.calc.ir import ALLOW_ALL, DataplaneIR, Frontend, FrontendKey, IRDelta
 from dataplane.engine.config import DataplaneConfig
 from dataplane.errors import BackendError, ConfigError
 from dataplane.model import EndpointToHostAction
 
 DEFAULT_MARK_MASK = 0x0F000000
+NAT_MODES = ("iptables", "nftables")
 
 
 class IptablesBackend(Backend):
@@ -71,7 +73,11 @@ class IptablesBackend(Backend):
             mask = parse_mark_mask(config.option("iptables_mark_mask", DEFAULT_MARK_MASK))
         except (TypeError, ValueError) as exc:
             raise ConfigError(str(exc)) from exc
+        self._nat = str(config.option("iptables_nat", "iptables"))
+        if self._nat not in NAT_MODES:
+            raise ConfigError(f"iptables_nat must be iptables or nftables, not {self._nat!r}")
         self._names = Names(config.instance_name)
+        self._nft_table = self._names.prefix.rstrip("-")
         self._marks = Marks.from_mask(mask)
         self._sn = ServiceNames(self._names, self._marks)
         self._pn = PolicyNames(self._names, self._marks)
@@ -113,10 +119,13 @@ class IptablesBackend(Backend):
         with self._lock:
             flavours = [Flavour(name) for name in FLAVOURS if Flavour(name).installed]
             for flavour in flavours:  # rules of both flavours first: they pin the sets
-                plan = restore.removal(self._read(flavour), sets=False, max_names=flavour.max_names)
+                installed = readback.read(self._runner, flavour.save, self._names.owns)
+                plan = restore.removal(installed, sets=False, max_names=flavour.max_names)
                 self._write(flavour, plan)
+            self._runner.nft_delete_table(nft.FAMILY, self._nft_table)
             if flavours:
-                self._write(flavours[0], restore.removal(self._read(flavours[0]), sets=True))
+                installed = readback.read(self._runner, flavours[0].save, self._names.owns)
+                self._write(flavours[0], restore.removal(installed, sets=True))
             self._store, self._installed, self._ir = Store(), None, None
             self._filtered = set()
 
@@ -132,7 +141,12 @@ class IptablesBackend(Backend):
         return self._flavour
 
     def _read(self, flavour: Flavour) -> readback.Installed:
-        return readback.read(self._runner, flavour.save, self._names.owns)
+        """Own iptables chains, IP sets and (whatever the mode: a leftover goes) the nft table."""
+        installed = readback.read(self._runner, flavour.save, self._names.owns)
+        listing = self._runner.nft_list_table(nft.FAMILY, self._nft_table)
+        if listing is not None:
+            nft.parse_list(listing, installed)
+        return installed
 
     def _apply(self, delta: IRDelta) -> None:
         flavour = self._ensure_flavour()
@@ -148,28 +162,37 @@ class IptablesBackend(Backend):
             self._store.take_dirty()
             chain_keys = set(self._store.chains) | set(installed.chains)
             set_names = set(self._store.sets) | set(installed.sets)
-            wanted_hooks = hook_rules(self._names)
+            set_names |= set(self._store.members) | set(installed.members)  # nft sets too
+            wanted_hooks = hook_rules(self._names, nat=self._nat == "iptables")
             hooks = restore.hook_lines(wanted_hooks, installed.hooks)
         else:
             self._render_delta(delta)
             chain_keys, set_names = self._store.take_dirty()
             wanted_hooks, hooks = {k: r[0] for k, r in installed.hooks.items()}, {}
         plan = restore.plan(self._store, installed, chain_keys, set_names, hooks, flavour.max_names)
-        self._write(flavour, plan)
+        nft_script = nft.script(self._store, installed, chain_keys, set_names, self._nft_table)
+        self._write(flavour, plan, nft_script)
         restore.record(installed, self._store, chain_keys, set_names, wanted_hooks)
         old_ir, self._ir = self._ir, delta.ir
         if old_ir is not None:
             self._flush_conntrack(old_ir, delta, rebuild)
 
-    def _write(self, flavour: Flavour, plan: restore.Plan) -> None:
+    def _write(self, flavour: Flavour, plan: restore.Plan, nft_script: str = "") -> None:
+        """IP sets first (rules reference them), then the nft table (new NAT before the
+        iptables nat hooks go, when switching modes), iptables, and set removals last."""
         self._runner.ipset_restore(plan.sets_before)
+        if nft_script:
+            self._runner.nft(nft_script)
         for payload in plan.restores:
             self._runner.restore(flavour.restore, payload)
         self._runner.ipset_restore(plan.sets_after, busy_wait=2.0)
 
     def _render_all(self, ir: DataplaneIR) -> Store:
         store = Store()
-        store.put(("base",), base_piece(self._names, self._marks, ir.settings))
+        nat = self._nat == "iptables"
+        store.put(("base",), base_piece(self._names, self._marks, ir.settings, nat=nat))
+        if not nat:
+            store.put(("nft",), render_nft.skeleton_piece(self._marks, ir.settings.cluster_cidrs))
         self._filtered = set()
         warnings = []
         for fe in ir.frontends.values():
@@ -230,8 +253,13 @@ class IptablesBackend(Backend):
         ):
             self._put_dispatch(store, ir)
 
+    def _frontend_piece(self, fe: Frontend) -> Piece:
+        if self._nat == "iptables":
+            return frontend_piece(fe, self._sn)
+        return merge(render_nft.frontend_piece(fe, self._marks), filter_piece(fe, self._sn))
+
     def _put_frontend(self, store: Store, fe: Frontend) -> None:
-        piece = frontend_piece(fe, self._sn)
+        piece = self._frontend_piece(fe)
         store.put(("fe", fe.key), piece)
         if ("filter", self._sn.filter_chain(fe.key)) in piece.chains:
             self._filtered.add(fe.key)
@@ -239,7 +267,7 @@ class IptablesBackend(Backend):
             self._filtered.discard(fe.key)
 
     def _put_trees(self, store: Store, ir: DataplaneIR, *, nat: bool) -> None:
-        if nat:
+        if nat and self._nat == "iptables":
             entries = [
                 tree_entry(key, self._sn.nat_chain(key))
                 for key, fe in ir.frontends.items()

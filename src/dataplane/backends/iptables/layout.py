@@ -50,13 +50,19 @@ HOOKS: tuple[tuple[str, str, str], ...] = (
 """(table, builtin chain, own chain): one jump each, inserted first in the builtin."""
 
 
-def hook_rules(names: Names) -> dict[tuple[str, str], str]:
-    """The jump rule text per (table, builtin chain)."""
-    return {(table, builtin): f"-j {names.fixed(own)}" for table, builtin, own in HOOKS}
+def hook_rules(names: Names, *, nat: bool) -> dict[tuple[str, str], str]:
+    """The jump rule text per (table, builtin chain); without the nat hooks when
+    services are NATed by the nftables table instead (``nat=False``)."""
+    return {
+        (table, builtin): f"-j {names.fixed(own)}"
+        for table, builtin, own in HOOKS
+        if nat or table != "nat"
+    }
 
 
-def base_piece(names: Names, marks: Marks, settings: IRSettings) -> Piece:
-    """Fixed chains and the service sets (pod CIDRs come from the settings)."""
+def base_piece(names: Names, marks: Marks, settings: IRSettings, *, nat: bool) -> Piece:
+    """Fixed chains and the service sets (pod CIDRs come from the settings); the nat
+    chains and their sets only when iptables does the NAT (``nat``)."""
     f = names.fixed
     sn = ServiceNames(names, marks)
     to_tree = f"-m set --match-set {sn.frontends_set} dst,dst -g {f(NAT_TREE)}"
@@ -75,12 +81,15 @@ def base_piece(names: Names, marks: Marks, settings: IRSettings) -> Piece:
         ("raw", f(NOTRACK)): (marks.set(marks.early), "-j CT --notrack", "-j ACCEPT"),
         ("mangle", f(EARLY)): (marks.set(marks.early), "-j ACCEPT"),
     }
-    sets = (
+    sets: tuple[SetSpec, ...] = (
         SetSpec(sn.frontends_set, "hash:ip,port"),
         SetSpec(sn.filtered_set, "hash:ip,port"),
         SetSpec(sn.cluster_set, "hash:net"),
         SetSpec(sn.hairpin_set, "hash:ip,port,ip"),
     )
+    if not nat:
+        chains = {key: rules for key, rules in chains.items() if key[0] != "nat"}
+        sets = tuple(s for s in sets if s.name not in (sn.frontends_set, sn.hairpin_set))
     members = {sn.cluster_set: frozenset(net_members(settings.cluster_cidrs))}
     return Piece(chains=chains, sets=sets, members=members)
 

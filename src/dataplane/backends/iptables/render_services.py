@@ -31,7 +31,7 @@ import attrs
 
 from dataplane.backends.iptables.naming import Marks, Names
 from dataplane.backends.iptables.render_ipsets import net_members
-from dataplane.backends.iptables.store import Piece, Rules, SetSpec
+from dataplane.backends.iptables.store import Piece, Rules, SetSpec, merge
 from dataplane.backends.iptables.tree import PROTO_NAMES, Entry
 from dataplane.calc.ir import Backend, Frontend, FrontendKey, NoEndpoints, Route, SourceClass
 
@@ -173,14 +173,31 @@ def _stat(i: int, n: int) -> str:
 
 
 def frontend_piece(fe: Frontend, sn: ServiceNames) -> Piece:
-    """All kernel state of one (supported) frontend."""
+    """All kernel state of one (supported) frontend: its nat half and its filter half."""
+    return merge(nat_piece(fe, sn), filter_piece(fe, sn))
+
+
+def _ranges_set(fe: Frontend, sn: ServiceNames) -> str | None:
+    return sn.names.hashed("R", key_text(fe.key)) if fe.source_ranges else None
+
+
+def _ranges_piece(fe: Frontend, sn: ServiceNames) -> tuple[str | None, Piece]:
+    name = _ranges_set(fe, sn)
+    if name is None:
+        return None, Piece()
+    return name, Piece(
+        sets=(SetSpec(name, "hash:net"),),
+        members={name: frozenset(net_members(fe.source_ranges))},
+    )
+
+
+def nat_piece(fe: Frontend, sn: ServiceNames) -> Piece:
+    """The nat chains of one frontend (DNAT, masquerade marks, hairpin members)."""
     b = _Builder(fe, sn)
     routes = reachable_routes(fe)
     rules: list[str] = []
-    ranges_set = sn.names.hashed("R", key_text(fe.key)) if fe.source_ranges else None
+    ranges_set, ranges = _ranges_piece(fe, sn)
     if ranges_set:
-        b.sets.append(SetSpec(ranges_set, "hash:net"))
-        b.members[ranges_set] = set(net_members(fe.source_ranges))
         rules.append(f"-m set ! --match-set {ranges_set} src -j RETURN")
     for route, before in routes:
         if route.masquerade and route.backends:
@@ -205,12 +222,23 @@ def frontend_piece(fe: Frontend, sn: ServiceNames) -> Piece:
                     addr = backend.address
                     b.member(sn.hairpin_set, f"{addr},{b.proto}:{backend.port},{addr}")
     chains = {("nat", name): r for name, r in b.nat.items()}
-    filter_rules = _filter_rules(fe, routes, ranges_set, sn)
-    if filter_rules:
-        chains[("filter", sn.filter_chain(fe.key))] = filter_rules
-        b.member(sn.filtered_set, entry_member(fe.key))
     members = {k: frozenset(v) for k, v in b.members.items()}
-    return Piece(chains=chains, sets=tuple(b.sets), members=members)
+    return merge(Piece(chains=chains, sets=tuple(b.sets), members=members), ranges)
+
+
+def filter_piece(fe: Frontend, sn: ServiceNames) -> Piece:
+    """The filter chain of one frontend, when it drops or rejects anything."""
+    ranges_set, ranges = _ranges_piece(fe, sn)
+    rules = _filter_rules(fe, reachable_routes(fe), ranges_set, sn)
+    if not rules:
+        return Piece()
+    return merge(
+        Piece(
+            chains={("filter", sn.filter_chain(fe.key)): rules},
+            members={sn.filtered_set: frozenset({entry_member(fe.key)})},
+        ),
+        ranges,
+    )
 
 
 def _filter_rules(

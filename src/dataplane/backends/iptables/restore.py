@@ -33,6 +33,7 @@ from itertools import pairwise
 import attrs
 
 from dataplane.backends.iptables.readback import Installed
+from dataplane.backends.iptables.render_nft import NFT_MEMBERS
 from dataplane.backends.iptables.store import TABLES, ChainKey, Rules, SetSpec, Store
 
 
@@ -80,6 +81,8 @@ def table_payloads(
     chains (see the module docstring)."""
     changed: dict[str, dict[str, Rules | None]] = {t: {} for t in TABLES}
     for table, chain in sorted(keys):
+        if table not in changed:  # the nftables table's objects: see ``nft``
+            continue
         want, have = wanted.get((table, chain)), installed.get((table, chain))
         if want != have:
             changed[table][chain] = want
@@ -221,7 +224,9 @@ def record(
         else:
             installed.chains.pop(key, None)
     for name in set_names:
-        if name in store.sets:
+        if name.startswith(NFT_MEMBERS):
+            installed.members[name] = store.members_of(name)
+        elif name in store.sets:
             installed.sets[name] = store.sets[name]
             installed.members[name] = store.members_of(name)
         else:

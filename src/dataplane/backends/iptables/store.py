@@ -48,6 +48,19 @@ class Piece:
 EMPTY = Piece()
 
 
+def merge(*pieces: Piece) -> Piece:
+    """One piece holding all of ``pieces`` (chains must not conflict; sets are deduplicated)."""
+    chains: dict[ChainKey, Rules] = {}
+    sets: dict[str, SetSpec] = {}
+    members: dict[str, frozenset[str]] = {}
+    for piece in pieces:
+        chains.update(piece.chains)
+        sets.update((spec.name, spec) for spec in piece.sets)
+        for name, values in piece.members.items():
+            members[name] = members.get(name, frozenset()) | values
+    return Piece(chains=chains, sets=tuple(sets.values()), members=members)
+
+
 @attrs.define
 class Store:
     """The union of all pieces, with reference counts and the dirty sets since the last flush."""

@@ -61,7 +61,7 @@ def backends(*last_octets: int, local: bool = True) -> tuple[Backend, ...]:
 
 def store_of(*frontends: Frontend) -> Store:
     store = Store()
-    store.put("base", base_piece(NAMES, MARKS, settings()))
+    store.put("base", base_piece(NAMES, MARKS, settings(), nat=True))
     for fe in frontends:
         store.put(fe.key, frontend_piece(fe, SN))
     entries = [tree_entry(fe.key, SN.nat_chain(fe.key)) for fe in frontends]
