@@ -9,7 +9,7 @@ if [ "${1:-}" = bench ]; then
     command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair##*:}")
   done
 fi
-for pair in clang:clang llc:llvm bpftool:bpftool iptables:iptables ipset:ipset \
+for pair in clang:clang llc:llvm bpftool:bpftool iptables:iptables ipset:ipset nft:nftables \
             ip:iproute2 conntrack:conntrack nsenter:util-linux; do
   cmd=${pair%%:*}; pkg=${pair##*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")

@@ -26,7 +26,7 @@ from .scenarios_services import SERVICE_SCENARIOS
 pytestmark = pytest.mark.kernel
 
 KERNEL_BACKENDS = {  # id: (backend, config)
-    "iptables": ("iptables", {}),
+    "iptables": ("iptables", {"options": {"iptables_nat": "iptables"}}),
     "iptables-nftables-nat": ("iptables", {"options": {"iptables_nat": "nftables"}}),
     "ebpf": ("ebpf", {}),
 }

@@ -74,6 +74,7 @@ def routed_lab(lab: Lab) -> Lab:
 MODES = {  # id: (iptables flavour, who NATs services)
     "legacy": ("legacy", "iptables"),
     "nft": ("nft", "iptables"),
+    "legacy-nftables-nat": ("legacy", "nftables"),
     "nft-nftables-nat": ("nft", "nftables"),
 }
 
