@@ -2,7 +2,8 @@
 
 Run as root (everything happens inside lab namespaces; see docs/lab.md)::
 
-    .venv/bin/python bench/iptables_dispatch.py [--flavour nft|legacy] [--nat iptables|nftables]
+    .venv/bin/python bench/iptables_dispatch.py [--flavour nft|legacy]
+        [--nat auto|nftables|iptables] [--repeat 3]
     .venv/bin/python bench/iptables_dispatch.py --quick   # smoke run
     .venv/bin/python bench/iptables_dispatch.py --control-plane-only [--quick]
 
@@ -318,7 +319,7 @@ def data_plane(args: argparse.Namespace) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--flavour", choices=("nft", "legacy"), default="nft")
-    parser.add_argument("--nat", choices=("iptables", "nftables"), default="iptables")
+    parser.add_argument("--nat", choices=("auto", "iptables", "nftables"), default="auto")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--duration", type=float, default=3.0)
     parser.add_argument("--probes", type=int, default=1000)
