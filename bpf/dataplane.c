@@ -52,11 +52,12 @@ static __always_inline int dp_policy_pkt(struct __sk_buff *skb, const struct dp_
  * packet straight into the pod's namespace, without a second pass through the
  * veth and the backlog queue.  That skips the host side's TC egress hook, so
  * the pod's ingress policy (dp_to_wep) runs here, for that interface.
- * ``f``: the caller's scratch (the stack is tight), filled here. */
-static __always_inline int dp_to_pod(struct __sk_buff *skb, const struct dp_pkt *p,
-				     __u32 ifindex, struct dp_flow *f)
+ * ``f``: the flow as policy judges it (after DNAT, before reverse NAT): what
+ * dp_to_wep finds by looking up the FWD entry of a reply (dp_untranslate),
+ * given directly, which saves that lookup and a policy-conntrack miss. */
+static __always_inline int dp_to_pod(struct __sk_buff *skb, __u32 ifindex,
+				     const struct dp_flow *f)
 {
-	dp_flow_of(p, f);
 	if (dp_policy_at(skb, DP_HOOK_TO_WEP, ifindex, f) != TC_ACT_OK)
 		return TC_ACT_SHOT;
 	return bpf_redirect_peer(ifindex, 0);
@@ -78,7 +79,7 @@ static __always_inline int dp_deliver(struct __sk_buff *skb, const struct dp_pkt
 		if (dp_hook_is_ingress(hook)) {
 			wep = bpf_map_lookup_elem(&dp_wep, &k);
 			if (wep && wep->ifindex == ct->ifindex)
-				return dp_to_pod(skb, p, ct->ifindex, f);
+				return dp_to_pod(skb, ct->ifindex, f);
 		}
 		return bpf_redirect_neigh(ct->ifindex, 0, 0, 0);
 	}
@@ -90,7 +91,7 @@ static __always_inline int dp_deliver(struct __sk_buff *skb, const struct dp_pkt
 			dp_count(DP_CNT_NO_ROUTE);
 			return TC_ACT_SHOT;
 		}
-		return dp_to_pod(skb, p, wep->ifindex, f);
+		return dp_to_pod(skb, wep->ifindex, f);
 	}
 	return TC_ACT_OK;
 }
@@ -162,12 +163,13 @@ __attribute__((noinline)) int dp_is_node_addr(__be32 addr)
 
 /* First packet towards a frontend: pick a backend, track, translate. */
 static __always_inline int dp_new_flow(struct __sk_buff *skb, struct dp_pkt *p,
-				       const struct dp_globals *g, __u32 hook, __u64 now)
+				       const struct dp_globals *g, __u32 hook)
 {
 	struct dp_ct_key fwd_key = {}, rev_key = {};
 	struct dp_ct_value fwd = {}, rev = {}, *winner;
 	struct dp_fe_value *fe;
 	struct dp_be_value be;
+	__u64 now;
 
 	fe = dp_fe_lookup(p);
 	if (!fe)
@@ -183,6 +185,7 @@ static __always_inline int dp_new_flow(struct __sk_buff *skb, struct dp_pkt *p,
 		}
 		return dp_reject(skb, p, hook == DP_HOOK_TO_HEP);
 	}
+	now = bpf_ktime_get_ns();
 	if (dp_pick_backend(fe, p, now, &be)) {
 		dp_count(DP_CNT_NAT_MISS);
 		return TC_ACT_SHOT;
@@ -256,8 +259,13 @@ __attribute__((noinline)) int dp_decap(struct __sk_buff *skb)
 {
 	struct dp_vxlan_hdrs h;
 	struct dp_globals *g;
+	struct iphdr *ip;
 
 	if (!skb || skb->protocol != bpf_htons(ETH_P_IP))
+		return 0;
+	/* Most packets are not UDP: tell from the header in place, if it is. */
+	ip = (void *)(long)skb->data + ETH_HLEN;
+	if ((void *)(ip + 1) <= (void *)(long)skb->data_end && ip->protocol != IPPROTO_UDP)
 		return 0;
 	g = dp_globals_get();
 	if (!g || !(g->flags & DP_G_BPF_TUN) || !g->vxlan_port)
@@ -378,21 +386,23 @@ static __always_inline int dp_services(struct __sk_buff *skb, __u32 hook,
 		return TC_ACT_OK;
 	if (hook == DP_HOOK_FROM_TUN)
 		dp_clamp_syn(skb, &p, g); /* the backend node's MTU may be the smaller */
-	now = bpf_ktime_get_ns();
 	untracked = dp_untracked_pkt(skb, hook, &p);
 	if (untracked == DP_V_DENY)
 		return TC_ACT_SHOT;
+	skb->cb[DP_CB_EARLY] = untracked == DP_V_ALLOW ? DP_PCT_EARLY_UNTRACKED : 0;
 
 	dp_ct_key_of(&p, &key);
 	ct = bpf_map_lookup_elem(&dp_ct, &key);
-	if (ct && !dp_ct_stale(ct, &p, now)) {
+	/* The clock is read only where a flow is tracked or may be (most
+	 * packets a node forwards are neither). */
+	if (ct && !dp_ct_stale(ct, &p, now = bpf_ktime_get_ns())) {
 		dp_ct_touch(ct, &p, now);
 		if (ct->type == DP_CT_FWD)
 			return dp_forward(skb, &p, ct, g, hook);
 		return dp_reply(skb, &p, ct, g, hook);
 	}
 	if (hook == DP_HOOK_FROM_TUN) {
-		if (dp_tunnel_in(skb, &p, now, decapped))
+		if (dp_tunnel_in(skb, &p, bpf_ktime_get_ns(), decapped))
 			return TC_ACT_SHOT;
 		ct = bpf_map_lookup_elem(&dp_ct, &key);
 		if (!ct)
@@ -402,7 +412,7 @@ static __always_inline int dp_services(struct __sk_buff *skb, __u32 hook,
 	if (hook == DP_HOOK_FROM_HEP && untracked != DP_V_ALLOW &&
 	    dp_pre_dnat_pkt(skb, &p) != TC_ACT_OK)
 		return TC_ACT_SHOT;
-	return dp_new_flow(skb, &p, g, hook, now);
+	return dp_new_flow(skb, &p, g, hook);
 }
 
 SEC("tc")

@@ -332,6 +332,13 @@ struct dp_ifpol {
  * same two checks in the other direction. */
 #define DP_PCT_IN_DENY (1U << 0)
 #define DP_PCT_OUT_DENY (1U << 1)
+/* early: the "in" check of a host interface was skipped because its
+ * doNotTrack or preDNAT policy explicitly allowed the flow (Calico: such an
+ * allow skips normal and applyOnForward ingress policy).  Kept for
+ * re-evaluation: preDNAT judges first packets only; doNotTrack every packet
+ * arriving, so that bit follows the latest one. */
+#define DP_PCT_EARLY_UNTRACKED (1U << 0)
+#define DP_PCT_EARLY_PRE_DNAT (1U << 1)
 
 struct dp_pct_value {
 	__u64 last_seen_ns;
@@ -342,7 +349,8 @@ struct dp_pct_value {
 	__u8 opener;        /* 0: the key's src sent the first packet, 1: its dst */
 	__u8 tcp_seen;      /* DP_TCP_* seen in either direction */
 	__u8 deny;          /* DP_PCT_*_DENY: the check at that gen said no */
-	__u8 pad[5];
+	__u8 early;         /* DP_PCT_EARLY_*: why the "in" check allowed without running */
+	__u8 pad[4];
 };
 
 /* dp_failsafe: LPM trie (direction, proto, port, peer prefix): ports host

@@ -10,7 +10,8 @@
  *   workload veth, TC egress    the pod's ingress chain
  *   host interface, TC ingress  failsafes, doNotTrack (every packet), preDNAT
  *                               (new flows, before NAT), then host ingress or
- *                               applyOnForward ingress
+ *                               applyOnForward ingress (skipped after an
+ *                               explicit doNotTrack/preDNAT allow)
  *   host interface, TC egress   failsafes, doNotTrack, then host egress or
  *                               applyOnForward egress
  *
@@ -41,6 +42,13 @@
 #define DP_HOOK_TO_HEP 3
 #define DP_HOOK_FROM_TUN 4
 #define DP_HOOK_TO_WEP 5
+
+/* skb->cb slot (dataplane.c keeps tunnel facts in 0-3): at a host interface's
+ * TC ingress, DP_PCT_EARLY_* for the packet being handled -- its doNotTrack
+ * ingress policy, or (first packets) its preDNAT policy, explicitly allowed
+ * it, so that interface's normal ingress policy is skipped.  Set for every
+ * packet there before policy runs (cb is not zeroed for us). */
+#define DP_CB_EARLY 4
 
 static __always_inline int dp_hook_is_ingress(__u32 hook)
 {
@@ -79,14 +87,21 @@ static __always_inline void dp_flow_of(const struct dp_pkt *p, struct dp_flow *f
  * fragments after the first (useless without it, which was judged). */
 static __always_inline int dp_flow_parse(struct __sk_buff *skb, struct dp_flow *f)
 {
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
 	struct iphdr ip;
 	__u16 l4[2];
 	__u16 off;
+	__u8 *th;
 
 	__builtin_memset(f, 0, sizeof(*f));
 	if (skb->protocol != bpf_htons(ETH_P_IP))
 		return -1;
-	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)) || ip.version != 4 || ip.ihl < 5)
+	/* Headers in place if they are (see dp_parse), else copied out. */
+	if (data + ETH_HLEN + sizeof(ip) <= end)
+		__builtin_memcpy(&ip, data + ETH_HLEN, sizeof(ip));
+	else if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)))
+		return -1;
+	if (ip.version != 4 || ip.ihl < 5)
 		return -1;
 	if (ip.frag_off & bpf_htons(DP_IP_OFFSET))
 		return -1;
@@ -96,7 +111,12 @@ static __always_inline int dp_flow_parse(struct __sk_buff *skb, struct dp_flow *
 	off = ETH_HLEN + ip.ihl * 4;
 	if (ip.protocol == IPPROTO_TCP || ip.protocol == IPPROTO_UDP ||
 	    ip.protocol == IPPROTO_SCTP) {
-		if (bpf_skb_load_bytes(skb, off, l4, sizeof(l4)))
+		th = data + ETH_HLEN + ip.ihl * 4;
+		if (th + sizeof(struct tcphdr) > (__u8 *)end)
+			th = 0;
+		if (th)
+			__builtin_memcpy(l4, th, sizeof(l4));
+		else if (bpf_skb_load_bytes(skb, off, l4, sizeof(l4)))
 			return 0; /* truncated: judged without ports */
 		f->sport = bpf_ntohs(l4[0]);
 		f->dport = bpf_ntohs(l4[1]);
@@ -104,7 +124,9 @@ static __always_inline int dp_flow_parse(struct __sk_buff *skb, struct dp_flow *
 		if (ip.protocol == IPPROTO_TCP) {
 			__u8 flags;
 
-			if (!bpf_skb_load_bytes(skb, off + 13, &flags, 1))
+			if (th)
+				f->tcp_flags = th[13] & (DP_TCP_FIN | DP_TCP_SYN | DP_TCP_RST | DP_TCP_ACK);
+			else if (!bpf_skb_load_bytes(skb, off + 13, &flags, 1))
 				f->tcp_flags = flags & (DP_TCP_FIN | DP_TCP_SYN | DP_TCP_RST | DP_TCP_ACK);
 		}
 	} else if (ip.protocol == DP_IPPROTO_ICMP) {
@@ -453,7 +475,7 @@ __attribute__((noinline)) int dp_policy_at(struct __sk_buff *skb, __u32 hook, __
 	struct dp_ct_key key;
 	struct dp_flow f;
 	int swapped, reply = 0, in, v;
-	__u8 tcp_flags;
+	__u8 tcp_flags, early = 0;
 	__u64 now;
 
 	if (!skb || !pf)
@@ -493,7 +515,13 @@ __attribute__((noinline)) int dp_policy_at(struct __sk_buff *skb, __u32 hook, __
 
 	if (reply)
 		dp_flow_reverse(&f);
-	v = dp_check(ifp, in, &f);
+	if (in && ifp->kind == DP_IF_HOST) {
+		/* An explicit doNotTrack/preDNAT allow skips the normal check. */
+		early = ct ? ct->early : 0;
+		if (hook == DP_HOOK_FROM_HEP) /* this packet's doNotTrack verdict is current */
+			early = (early & DP_PCT_EARLY_PRE_DNAT) | skb->cb[DP_CB_EARLY];
+	}
+	v = early ? DP_V_ALLOW : dp_check(ifp, in, &f);
 
 	if (ct) {
 		__u8 deny_bit = in ? DP_PCT_IN_DENY : DP_PCT_OUT_DENY;
@@ -501,6 +529,7 @@ __attribute__((noinline)) int dp_policy_at(struct __sk_buff *skb, __u32 hook, __
 		if (in) {
 			ct->in_ifindex = ifindex;
 			ct->in_gen = ifp->gen;
+			ct->early = early;
 		} else {
 			ct->out_ifindex = ifindex;
 			ct->out_gen = ifp->gen;
@@ -518,6 +547,7 @@ __attribute__((noinline)) int dp_policy_at(struct __sk_buff *skb, __u32 hook, __
 		if (in) {
 			fresh.in_ifindex = ifindex;
 			fresh.in_gen = ifp->gen;
+			fresh.early = early;
 		} else {
 			fresh.out_ifindex = ifindex;
 			fresh.out_gen = ifp->gen;
@@ -540,7 +570,8 @@ static __always_inline int dp_policy_flow(struct __sk_buff *skb, __u32 hook,
 
 /* doNotTrack policy of a host interface: every packet, before conntrack
  * (failsafe traffic excepted, both directions).  Returns the verdict:
- * DENY drops, ALLOW also skips preDNAT, NONE goes on. */
+ * DENY drops, ALLOW also skips preDNAT (and, ingress, the normal policy:
+ * the caller records it in DP_CB_EARLY), NONE goes on. */
 __attribute__((noinline)) int dp_untracked(struct __sk_buff *skb, __u32 hook,
 					   const struct dp_flow *f)
 {
@@ -569,12 +600,14 @@ __attribute__((noinline)) int dp_untracked(struct __sk_buff *skb, __u32 hook,
 
 /* preDNAT policy of a host interface: the first packet of a flow arriving
  * from the network, before service NAT (so NodePorts can be filtered by the
- * address the client used).  Only a deny decides; everything else goes on. */
+ * address the client used).  A deny drops; an allow goes on but skips the
+ * interface's normal ingress policy (DP_CB_EARLY); no verdict goes on. */
 __attribute__((noinline)) int dp_pre_dnat(struct __sk_buff *skb, const struct dp_flow *f)
 {
 	struct dp_ifpol *ifp;
 	struct dp_ct_key key;
 	__u32 ifindex;
+	int v;
 
 	if (!skb || !f)
 		return TC_ACT_SHOT;
@@ -588,10 +621,13 @@ __attribute__((noinline)) int dp_pre_dnat(struct __sk_buff *skb, const struct dp
 	if (f->has_ports && dp_is_host(f->daddr) &&
 	    dp_is_failsafe(DP_FS_IN, f->proto, f->dport, f->saddr))
 		return TC_ACT_OK;
-	if (dp_run(ifp, DP_CH_PRE_DNAT, f) == DP_V_DENY) {
+	v = dp_run(ifp, DP_CH_PRE_DNAT, f);
+	if (v == DP_V_DENY) {
 		dp_count(DP_CNT_POLICY_DENY);
 		return TC_ACT_SHOT;
 	}
+	if (v == DP_V_ALLOW)
+		skb->cb[DP_CB_EARLY] |= DP_PCT_EARLY_PRE_DNAT;
 	return TC_ACT_OK;
 }
 
@@ -607,6 +643,7 @@ static __always_inline int dp_policy_skb(struct __sk_buff *skb, __u32 hook)
 	untracked = dp_untracked(skb, hook, &f);
 	if (untracked == DP_V_DENY)
 		return TC_ACT_SHOT;
+	skb->cb[DP_CB_EARLY] = untracked == DP_V_ALLOW ? DP_PCT_EARLY_UNTRACKED : 0;
 	if (hook == DP_HOOK_FROM_HEP && untracked != DP_V_ALLOW &&
 	    dp_pre_dnat(skb, &f) != TC_ACT_OK)
 		return TC_ACT_SHOT;

@@ -68,6 +68,37 @@ def ext_to_pod(pod: str, expect_ok: bool, src: str = "ext", proto: str = "tcp") 
     )
 
 
+def host_deny_port(port: int | None, apply_on_forward: bool = False) -> list[StateObject]:
+    """n1's host endpoint and a normal policy denying TCP to ``port`` (None: any)."""
+    dst = EntityMatch(ports=[port]) if port is not None else EntityMatch()
+    return [
+        hep(labels={"role": "node"}),
+        Policy(
+            "host-deny",
+            None,
+            selector='role == "node"',
+            apply_on_forward=apply_on_forward,
+            ingress=[Rule("Deny", "TCP", destination=dst)],
+        ),
+    ]
+
+
+def early_allow(f: dict[str, str], port: int = P, **flags: bool) -> Policy:
+    """A preDNAT or doNotTrack policy explicitly allowing TCP ``port`` from ``ext`` only
+    (doNotTrack: and its replies, which no conntrack entry lets out)."""
+    ext = EntityMatch(nets=[f"{f['ext']}/32"])
+    reply = Rule("Allow", "TCP", source=EntityMatch(ports=[port]), destination=ext)
+    return Policy(
+        "early-allow",
+        None,
+        selector='role == "node"',
+        apply_on_forward=True,
+        ingress=[Rule("Allow", "TCP", source=ext, destination=EntityMatch(ports=[port]))],
+        egress=[reply] if flags.get("do_not_track") else [],
+        **flags,  # type: ignore[arg-type]
+    )
+
+
 POLICY_SCENARIOS: list[Scenario] = [
     sc("no-policy-allows", [], [ok(W1), ok(W2), ok(W3)]),
     sc(
@@ -423,6 +454,44 @@ POLICY_SCENARIOS: list[Scenario] = [
                 apply_on_forward=True,
                 ingress=[Rule("Deny", source=EntityMatch(nets=["10.99.0.0/24"]))],
             ),
+        ],
+        requires=HEP,
+    ),
+    # An explicit allow in untracked or preDNAT policy skips the normal host endpoint policy
+    # (host ingress, and applyOnForward ingress for forwarded traffic); no match goes on to it.
+    sc(
+        "pre-dnat-allow-skips-host-ingress-policy",
+        None,
+        [Probe("ext", "n1", P, connected("n1")), Probe("far", "n1", P, TIMEOUT)],
+        make=lambda f: [
+            *host_deny_port(P),
+            early_allow(f, pre_dnat=True),
+        ],
+        requires=HEP,
+    ),
+    sc(
+        "do-not-track-allow-skips-host-ingress-policy",
+        None,
+        [Probe("ext", "n1", P, connected("n1")), Probe("far", "n1", P, TIMEOUT)],
+        make=lambda f: [
+            *host_deny_port(P),
+            # Untracked: the replies need an untracked allow of their own.
+            early_allow(f, do_not_track=True),
+        ],
+        requires=HEP,
+    ),
+    sc(
+        "pre-dnat-allow-skips-forward-ingress-policy",
+        None,
+        [
+            Probe("ext", "n1", 30071, connected(W1)),
+            Probe("far", "n1", 30071, TIMEOUT),
+            ext_to_pod(W1, False),  # not the NodePort: the preDNAT rule does not match
+        ],
+        make=lambda f: [
+            *service(f, "np", "10.96.0.71", (W1,), type="NodePort", node_ports=[30071]),
+            *host_deny_port(None, apply_on_forward=True),
+            early_allow(f, port=30071, pre_dnat=True),
         ],
         requires=HEP,
     ),

@@ -122,6 +122,51 @@ def test_ip_set_member_removal_stops_its_flow(lab: Lab, planes: dict[str, Any]) 
     apply(lab, planes)
 
 
+def test_early_allow_is_kept_for_re_evaluation(lab: Lab, planes: dict[str, Any]) -> None:
+    """A preDNAT allow (judged on a flow's first packet) keeps skipping the normal host
+    policy when the flow is judged again; a doNotTrack allow is judged per packet, so
+    revoking it stops the flow."""
+    ext = EntityMatch(nets=[f"{lab.host('ext').ip}/32"])
+    base = [
+        HostEndpoint("n1-all", "n1", "*", labels={"role": "node"}),
+        Policy(
+            "host-deny",
+            None,
+            selector='role == "node"',
+            ingress=[Rule("Deny", "TCP", destination=EntityMatch(ports=[PORT]))],
+        ),
+    ]
+    bump = Policy("bump", None, selector='role == "node"', ingress=[Rule("Allow", "UDP")])
+
+    def early(**flags: bool) -> Policy:
+        reply = Rule("Allow", "TCP", source=EntityMatch(ports=[PORT]), destination=ext)
+        return Policy(
+            "early-allow",
+            None,
+            selector='role == "node"',
+            apply_on_forward=True,
+            ingress=[Rule("Allow", "TCP", source=ext, destination=EntityMatch(ports=[PORT]))],
+            egress=[reply] if flags.get("do_not_track") else [],
+            **flags,  # type: ignore[arg-type]
+        )
+
+    pre = early(pre_dnat=True)
+    apply(lab, planes, [*base, pre])
+    with lab.open_connection("ext", "n1", PORT, interval=0.1, timeout=0.5) as conn:
+        assert conn.ping()
+        apply(lab, planes, [*base, pre, bump])  # a new generation: the flow is judged again
+        assert not wait_until_broken(conn, 1.5), "the preDNAT allow must still skip host-deny"
+    untracked = early(do_not_track=True)
+    apply(lab, planes, [*base, untracked])
+    with lab.open_connection("ext", "n1", PORT, interval=0.1, timeout=0.5) as conn:
+        assert conn.ping()
+        apply(lab, planes, [*base, untracked, bump])
+        assert not wait_until_broken(conn, 1.5), "the doNotTrack allow must still skip host-deny"
+        apply(lab, planes, base)
+        assert wait_until_broken(conn), "a revoked doNotTrack allow must stop the flow"
+    apply(lab, planes)
+
+
 def test_dump_shows_programs_sets_and_rule_hits(lab: Lab, planes: dict[str, Any]) -> None:
     apply(lab, planes, [web_only_from_cli()])
     assert lab.probe(C1, W1, PORT).connected

@@ -5,6 +5,8 @@ tested against it with real packets. It evaluates one node's IR in the
 order a packet meets the hooks (Calico's host-endpoint summary):
 
 1. arriving on a host interface: failsafes, untracked (doNotTrack), preDNAT;
+   an explicit allow in untracked skips preDNAT, and an explicit allow in
+   either skips that host endpoint's normal and applyOnForward ingress policy;
 2. service NAT: frontend lookup, source ranges, route by source class;
 3. policy by path: workload egress → workload ingress; host endpoint normal
    policy for traffic to/from host processes; applyOnForward policy for

@@ -87,6 +87,7 @@ def trace(ir: DataplaneIR, pkt: Packet) -> TraceResult:
     from_host_process = src_wl is None and pkt.ingress_interface is None
     from_outside = src_wl is None and not from_host_process
     pre: list[str] = []
+    early: str | None = None  # the untracked/preDNAT chain whose explicit allow skips normal policy
     failsafe_in = (
         from_outside
         and pkt.dst in ir.settings.local_addresses
@@ -95,11 +96,15 @@ def trace(ir: DataplaneIR, pkt: Packet) -> TraceResult:
     if from_outside and not failsafe_in:
         walk = _Walk(ir, pkt, pkt.dst, pkt.dst_port)
         for hep in _heps(ir, pkt.ingress_interface):
-            d = walk.chain(f"untracked ingress {hep.key.name}", hep.untracked_ingress)
+            name = f"untracked ingress {hep.key.name}"
+            d = walk.chain(name, hep.untracked_ingress)
             if d is None:
-                d = walk.chain(f"preDNAT ingress {hep.key.name}", hep.pre_dnat_ingress)
+                name = f"preDNAT ingress {hep.key.name}"
+                d = walk.chain(name, hep.pre_dnat_ingress)
             if d is not None and d.verdict is not Verdict.ALLOW:
                 return _final(d, None, False, (), walk.steps)
+            if d is not None:
+                early = name  # an explicit allow there skips normal (and forward) ingress
             break
         pre = walk.steps
     elif failsafe_in:
@@ -107,9 +112,11 @@ def trace(ir: DataplaneIR, pkt: Packet) -> TraceResult:
 
     fe = ir.frontends.get((pkt.dst, pkt.protocol, pkt.dst_port or 0))
     if fe is None:
-        cand = _policy(ir, pkt, src_wl, from_host_process, None, pkt.dst, pkt.dst_port, failsafe_in)
+        cand = _policy(
+            ir, pkt, src_wl, from_host_process, None, pkt.dst, pkt.dst_port, failsafe_in, early
+        )
         return _final(cand.decision, None, False, (cand,), [*pre, *cand.steps])
-    return _service(ir, pkt, fe, src_wl, from_host_process, failsafe_in, pre)
+    return _service(ir, pkt, fe, src_wl, from_host_process, failsafe_in, early, pre)
 
 
 def _service(
@@ -119,6 +126,7 @@ def _service(
     src_wl: WorkloadProgram | None,
     from_host: bool,
     failsafe_in: bool,
+    early: str | None,
     pre: list[str],
 ) -> TraceResult:
     steps = [*pre, f"service {fe.service} ({fe.kind.value} {fe.address}:{fe.port})"]
@@ -134,7 +142,7 @@ def _service(
             Decision(verdict, f"no usable endpoints ({route.if_empty.value})"), fe, False, (), steps
         )
     cands = tuple(
-        _policy(ir, pkt, src_wl, from_host, b, b.address, b.port, failsafe_in)
+        _policy(ir, pkt, src_wl, from_host, b, b.address, b.port, failsafe_in, early)
         for b in route.backends
     )
     verdicts = {c.decision.verdict for c in cands}
@@ -165,11 +173,12 @@ def _policy(
     dst: IPAddress,
     dport: int | None,
     failsafe_in: bool,
+    early: str | None,
 ) -> CandidateTrace:
     walk = _Walk(ir, pkt, dst, dport)
     dst_wl = _local_workload(ir, addr=dst)
     to_host = dst in ir.settings.local_addresses
-    decision = _walk_path(ir, walk, pkt, src_wl, from_host, dst_wl, to_host, failsafe_in)
+    decision = _walk_path(ir, walk, pkt, src_wl, from_host, dst_wl, to_host, failsafe_in, early)
     return CandidateTrace(backend, decision, tuple(walk.steps))
 
 
@@ -182,7 +191,11 @@ def _walk_path(
     dst_wl: WorkloadProgram | None,
     to_host: bool,
     failsafe_in: bool,
+    early: str | None,
 ) -> Decision:
+    """The policy stages of one candidate path. ``early``: the untracked or preDNAT
+    ingress chain that explicitly allowed the packet, which skips the normal and
+    applyOnForward ingress policy of the host endpoint it arrived by (Calico)."""
     stages: list[tuple[str, Chain]] = []
     if src_wl is not None:
         stages.append((f"egress {src_wl.key.namespace}/{src_wl.key.name}", src_wl.egress))
@@ -212,6 +225,9 @@ def _walk_path(
             (f"forward ingress {h.key.name}", h.forward_ingress)
             for h in _heps(ir, pkt.ingress_interface)
         ]
+    if early is not None:
+        walk.steps += [f"{name}: skipped, {early} allowed it" for name, _ in tail]
+        tail = []
     if src_wl is not None and dst_wl is None and not to_host:
         tail += [
             (f"forward egress {h.key.name}", h.forward_egress)
