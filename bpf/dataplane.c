@@ -63,6 +63,47 @@ static __always_inline int dp_to_pod(struct __sk_buff *skb, __u32 ifindex,
 	return bpf_redirect_peer(ifindex, 0);
 }
 
+/* Where the stack would route a packet that entered from a pod or the
+ * network (after NAT and policy): into a local pod (its ingress policy runs
+ * here, see dp_to_pod), or, from a pod, out of the host interface towards
+ * another node's pod (dp_route); else to the stack.  Both spare the packet
+ * the host's routing, its netfilter hooks and, into a pod, the veth's second
+ * pass; both decrement the TTL as forwarding would.  Only packets from pods
+ * are sent out again, so two nodes that disagree about a route cannot bounce
+ * a packet between them past the stack's TTL check. */
+static __always_inline int dp_route_in(struct __sk_buff *skb, __u32 hook, __be32 daddr,
+				       const struct dp_flow *f)
+{
+	struct dp_lpm4_key rk = { .prefixlen = 32, .addr = daddr };
+	struct dp_wep_key k = { .addr = daddr };
+	struct dp_route_value *route;
+	struct dp_wep_value *wep;
+
+	wep = bpf_map_lookup_elem(&dp_wep, &k);
+	if (wep && wep->ifindex) {
+		if (wep->ifindex == skb->ifindex || dp_dec_ttl(skb))
+			return TC_ACT_OK; /* hairpin, or TTL expiring: the stack's business */
+		return dp_to_pod(skb, wep->ifindex, f);
+	}
+	if (hook != DP_HOOK_FROM_WEP)
+		return TC_ACT_OK;
+	route = bpf_map_lookup_elem(&dp_route, &rk);
+	if (!route || !route->ifindex || dp_dec_ttl(skb))
+		return TC_ACT_OK;
+	return bpf_redirect_neigh(route->ifindex, 0, 0, 0);
+}
+
+/* A packet that is no frontend's, arriving from a pod or the network. */
+static __always_inline int dp_plain(struct __sk_buff *skb, const struct dp_pkt *p, __u32 hook)
+{
+	struct dp_flow f;
+
+	dp_flow_of(p, &f);
+	if (dp_policy_flow(skb, hook, &f) != TC_ACT_OK)
+		return TC_ACT_SHOT;
+	return dp_route_in(skb, hook, p->daddr, &f);
+}
+
 /* Hand a translated packet on.  Replies leave through the interface the
  * client's packets came in by (recorded in the REV entry): after reverse NAT
  * their source may be this node's own address, which the stack would drop as
@@ -93,6 +134,8 @@ static __always_inline int dp_deliver(struct __sk_buff *skb, const struct dp_pkt
 		}
 		return dp_to_pod(skb, wep->ifindex, f);
 	}
+	if (ct->type == DP_CT_FWD && dp_hook_is_ingress(hook))
+		return dp_route_in(skb, hook, p->daddr, f);
 	return TC_ACT_OK;
 }
 
@@ -172,6 +215,8 @@ static __always_inline int dp_new_flow(struct __sk_buff *skb, struct dp_pkt *p,
 	__u64 now;
 
 	fe = dp_fe_lookup(p);
+	if (!fe && dp_hook_is_ingress(hook))
+		return dp_plain(skb, p, hook);
 	if (!fe)
 		return dp_policy_pkt(skb, p, hook);
 	if ((fe->flags & DP_FE_F_SRC_RANGES) && !dp_src_allowed(fe, p->saddr)) {
@@ -438,9 +483,31 @@ int dp_from_hep(struct __sk_buff *skb)
 	return dp_services(skb, DP_HOOK_FROM_HEP, 0);
 }
 
+/* A packet a local pod sent, leaving through a host interface without host
+ * endpoint policy: dp_from_wep translated and judged it where it left the
+ * pod (replies it reverse-translated no longer carry a pod's source), so
+ * nothing is left to do.  Saves the conntrack and frontend misses of every
+ * packet pods send off the node. */
+static __always_inline int dp_pod_sent_unpoliced(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+	struct iphdr *ip = data + ETH_HLEN;
+	struct dp_wep_key k;
+	__u32 ifindex = skb->ifindex;
+
+	if (skb->protocol != bpf_htons(ETH_P_IP) || (void *)(ip + 1) > end)
+		return 0;
+	if (bpf_map_lookup_elem(&dp_ifpol, &ifindex))
+		return 0;
+	k.addr = ip->saddr;
+	return bpf_map_lookup_elem(&dp_wep, &k) != 0;
+}
+
 SEC("tc")
 int dp_to_hep(struct __sk_buff *skb)
 {
+	if (dp_pod_sent_unpoliced(skb))
+		return TC_ACT_OK;
 	return dp_services(skb, DP_HOOK_TO_HEP, 0);
 }
 

@@ -62,10 +62,16 @@ static __always_inline int dp_ct_stale(const struct dp_ct_value *v, const struct
 	return now - v->last_seen_ns > dp_ct_timeout(v, p->proto);
 }
 
+/* ``last_seen_ns`` is refreshed at most every DP_CT_TOUCH_NS: a write per
+ * packet keeps the entry's cache line bouncing between the CPUs that carry
+ * the two directions, and timeouts (seconds and up) lose nothing by it. */
+#define DP_CT_TOUCH_NS 1000000000ULL
+
 static __always_inline void dp_ct_touch(struct dp_ct_value *v, const struct dp_pkt *p,
 					__u64 now)
 {
-	v->last_seen_ns = now;
+	if (now - v->last_seen_ns > DP_CT_TOUCH_NS)
+		v->last_seen_ns = now;
 	if ((v->tcp_seen | p->tcp_flags) != v->tcp_seen)
 		v->tcp_seen |= p->tcp_flags;
 }

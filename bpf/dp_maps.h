@@ -185,6 +185,14 @@ struct dp_wep_value {
 	__u32 flags;
 };
 
+/* dp_route: other nodes' pod CIDRs -> the host interface the kernel routes
+ * them out of (LPM trie, written by the agent from the routing table), so a
+ * packet from a pod to a pod elsewhere leaves without a pass through the
+ * host's routing and netfilter.  No entry: the stack routes it. */
+struct dp_route_value {
+	__u32 ifindex;
+};
+
 /* dp_ifstate: hash ifindex -> what the agent attached there.  Only the agent
  * reads it (to detach after a restart); policy lives in dp_ifpol. */
 #define DP_IF_WORKLOAD 1
@@ -401,6 +409,15 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	DP_PINNED;
 } dp_class SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct dp_lpm4_key);
+	__type(value, struct dp_route_value);
+	__uint(max_entries, 4096);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	DP_PINNED;
+} dp_route SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

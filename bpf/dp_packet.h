@@ -120,6 +120,28 @@ static __always_inline int dp_parse(struct __sk_buff *skb, struct dp_pkt *p)
 	return 0;
 }
 
+/* Forwarding's TTL decrement, for packets the programs forward themselves
+ * (the stack would have done it).  Returns -1 where the stack must take the
+ * packet instead: TTL expiring (it answers "time exceeded"), or unreadable. */
+static __always_inline int dp_dec_ttl(struct __sk_buff *skb)
+{
+	__u32 off = ETH_HLEN + offsetof(struct iphdr, ttl);
+	__u16 old, new;
+	__u8 ttl;
+
+	if (bpf_skb_load_bytes(skb, off, &old, sizeof(old)))
+		return -1;
+	ttl = ((__u8 *)&old)[0];
+	if (ttl <= 1)
+		return -1;
+	new = old;
+	((__u8 *)&new)[0] = ttl - 1;
+	if (bpf_l3_csum_replace(skb, ETH_HLEN + offsetof(struct iphdr, check), old, new,
+				sizeof(new)))
+		return -1;
+	return bpf_skb_store_bytes(skb, off, &new, sizeof(new), 0) ? -1 : 0;
+}
+
 /* Rewrite the source (dst == 0) or destination address, fixing checksums. */
 static __always_inline int dp_set_addr(struct __sk_buff *skb, struct dp_pkt *p, int dst,
 				       __be32 addr)

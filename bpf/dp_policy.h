@@ -506,7 +506,8 @@ __attribute__((noinline)) int dp_policy_at(struct __sk_buff *skb, __u32 hook, __
 		if (slot_if == ifindex && slot_gen == ifp->gen) {
 			if (ct->deny & deny_bit)
 				goto drop;
-			ct->last_seen_ns = now;
+			if (now - ct->last_seen_ns > DP_CT_TOUCH_NS)
+				ct->last_seen_ns = now;
 			if ((ct->tcp_seen | tcp_flags) != ct->tcp_seen)
 				ct->tcp_seen |= tcp_flags;
 			return TC_ACT_OK;

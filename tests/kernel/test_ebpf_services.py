@@ -261,6 +261,31 @@ def test_client_ip_affinity_sticks(cluster: Cluster, lab: Lab) -> None:
 # --------------------------------------------------------------------------- NodePort
 
 
+def test_pod_to_pod_elsewhere_is_forwarded_by_the_programs_with_ttl(
+    cluster: Cluster, lab: Lab
+) -> None:
+    """dp_route holds the other node's pod CIDR on the uplink; a pod's packets to a pod
+    there are redirected by the programs on both nodes (no host routing), and arrive
+    with the TTL two forwarding hops leave (64 - 2), as through the stack."""
+    uplink = _ifindex(lab, "node-0", "eth0")
+    assert cluster.backends["node-0"].dump()["pod_routes"] == {lab.nodes["node-1"].pod_cidr: uplink}
+    with lab.capture("default/pod-1-0", proto="tcp", port=8080) as capture:
+        assert lab.probe("default/pod-0-0", lab.pods["default/pod-1-0"].ip, 8080).connected
+    arrived = [p for p in capture.packets if not p.outgoing]
+    assert arrived and {p.ttl for p in arrived} == {62}, arrived
+
+
+def _ifindex(lab: Lab, host: str, name: str) -> int:
+    out = subprocess.run(
+        ["ip", "-n", lab.nodes[host].netns, "-j", "link", "show", name],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    index: int = json.loads(out)[0]["ifindex"]
+    return index
+
+
 def test_node_port_preserves_client_address(cluster: Cluster, lab: Lab) -> None:
     node = lab.nodes["node-0"].ip
     result = lab.probe("client-0", node, 30080)

@@ -41,6 +41,7 @@ def parse(frame: bytes) -> Packet | None:
         "src": socket.inet_ntoa(frame[26:30]),
         "dst": socket.inet_ntoa(frame[30:34]),
         "proto": _PROTOCOLS.get(number, str(number)),
+        "ttl": frame[22],
         "sport": None,
         "dport": None,
         "tcp_flags": None,

@@ -105,6 +105,7 @@ class CapturedPacket:
     dport: int | None
     tcp_flags: str | None
     time_s: float
+    ttl: int
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> CapturedPacket:

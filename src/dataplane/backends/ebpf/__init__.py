@@ -29,6 +29,7 @@ fit next to the old), ``ebpf_ipset_max`` (IP-set members),
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 import os
 import shutil
@@ -57,6 +58,7 @@ from dataplane.backends.ebpf.maps import (
     ifstate,
     ipset,
     node,
+    route,
     rule_hits,
     rules,
     source_class,
@@ -243,6 +245,15 @@ class EbpfBackend(Backend):
 
     # ------------------------------------------------------------ apply
 
+    def _sync_routes(self, loaded: loader.Loaded, ir: DataplaneIR) -> None:
+        """``dp_route`` from the kernel's own routes to other nodes' pod CIDRs."""
+        links = _netns.links(self._netns)
+        hosts = [links[n] for n in attach.host_interfaces(ir, links, self._tunnel)]
+        probes = nodestate.route_probes(ir)
+        found = _netns.route_interfaces(self._netns, [str(a) for a in probes.values()])
+        out = {ipaddress.IPv4Address(a): i for a, i in found.items()}
+        nodestate.sync_prefixes(loaded.map(route.SPEC), nodestate.pod_routes(probes, out, hosts))
+
     def apply(self, delta: IRDelta) -> None:
         loaded, svc, attacher, pol = self._require()
         ir = delta.ir
@@ -250,7 +261,10 @@ class EbpfBackend(Backend):
         full = delta.full or not self._synced
         try:
             if full or delta.settings_changed:
-                nodestate.sync_classes(loaded.map(source_class.SPEC), nodestate.source_classes(ir))
+                nodestate.sync_prefixes(
+                    loaded.map(source_class.SPEC),
+                    nodestate.class_values(nodestate.source_classes(ir)),
+                )
                 mtus = _netns.mtus(self._netns)
                 mtu = nodestate.uplink_mtu(
                     mtus[n] for n in attach.host_interfaces(ir, mtus, self._tunnel)
@@ -265,6 +279,7 @@ class EbpfBackend(Backend):
                 )
             if full or delta.settings_changed or delta.remote_nodes_changed:
                 pol.sync_failsafes(policy.failsafes(ir, self._vxlan_port))
+                self._sync_routes(loaded, ir)
             if full or delta.remote_nodes_changed:
                 # Remote backends carry their node's address: re-translate everything.
                 svc.reconcile(

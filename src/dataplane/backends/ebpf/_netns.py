@@ -17,7 +17,7 @@ import ctypes.util
 import functools
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
 
@@ -95,6 +95,26 @@ def mtus(netns: str | None) -> dict[str, int]:
     def query() -> dict[str, int]:
         with IPRoute() as ipr:
             return {link.get("ifname"): int(link.get("mtu") or 0) for link in ipr.get_links()}
+
+    return run_in_netns(netns, query)
+
+
+def route_interfaces(netns: str | None, addrs: Iterable[str]) -> dict[str, int]:
+    """Address → the interface the namespace's routing table sends it out of
+    (addresses without a route are left out)."""
+
+    def query() -> dict[str, int]:
+        out = {}
+        with IPRoute() as ipr:
+            for addr in addrs:
+                try:
+                    found = ipr.route("get", dst=addr)
+                except NetlinkError:
+                    continue
+                oif = found[0].get("RTA_OIF") if found else None
+                if oif:
+                    out[addr] = int(oif)
+        return out
 
     return run_in_netns(netns, query)
 

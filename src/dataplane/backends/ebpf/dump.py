@@ -23,6 +23,7 @@ from dataplane.backends.ebpf.maps import (
     ipset,
     node,
     policy_conntrack,
+    route,
     source_class,
     source_range,
 )
@@ -94,6 +95,9 @@ def dump(loaded: Loaded, now_ns: int) -> dict[str, Any]:
         },
         "workloads": {
             str(unpack_addr(k.addr)): v.ifindex for k, v in loaded.map(node.WORKLOADS).entries()
+        },
+        "pod_routes": {
+            str(source_class.network_of(k)): v.ifindex for k, v in loaded.map(route.SPEC).entries()
         },
         "interfaces": [
             {

@@ -7,16 +7,19 @@ to get wrong.
 
 from __future__ import annotations
 
+import ctypes
 import ipaddress
 from collections.abc import Iterable, Mapping
+from typing import TypeVar
 
 from dataplane.backends.ebpf.maps import frontend as fe_map
-from dataplane.backends.ebpf.maps import node, source_class
+from dataplane.backends.ebpf.maps import node, route, source_class
 from dataplane.backends.ebpf.maps._map import U32, Map, pack_addr
 from dataplane.calc.ir import DataplaneIR
 from dataplane.model import ExternalServiceMode
 
 IPv4Net = ipaddress.IPv4Network
+V = TypeVar("V", bound=ctypes.Structure)
 
 
 def source_classes(ir: DataplaneIR) -> dict[IPv4Net, int]:
@@ -31,15 +34,45 @@ def source_classes(ir: DataplaneIR) -> dict[IPv4Net, int]:
     return classes
 
 
-def sync_classes(
-    table: Map[source_class.Lpm4Key, source_class.ClassValue], wanted: Mapping[IPv4Net, int]
-) -> None:
-    current = {source_class.network_of(k): v.class_id for k, v in table.entries()}
+def sync_prefixes(table: Map[source_class.Lpm4Key, V], wanted: Mapping[IPv4Net, V]) -> None:
+    """Make an LPM trie of IPv4 prefixes hold exactly ``wanted`` (values compared as bytes)."""
+    current = {source_class.network_of(k): bytes(v) for k, v in table.entries()}
     for net in current.keys() - wanted.keys():
         table.delete(source_class.make_key(net))
-    for net, cls in wanted.items():
-        if current.get(net) != cls:
-            table.update(source_class.make_key(net), source_class.ClassValue(cls))
+    for net, value in wanted.items():
+        if current.get(net) != bytes(value):
+            table.update(source_class.make_key(net), value)
+
+
+def class_values(classes: Mapping[IPv4Net, int]) -> dict[IPv4Net, source_class.ClassValue]:
+    return {net: source_class.ClassValue(cls) for net, cls in classes.items()}
+
+
+def route_probes(ir: DataplaneIR) -> dict[IPv4Net, ipaddress.IPv4Address]:
+    """Other nodes' IPv4 pod CIDRs, each with the address whose route stands for it."""
+    probes = {}
+    for remote in ir.remote_nodes.values():
+        for net in remote.pod_cidrs:
+            if isinstance(net, IPv4Net):
+                probes[net] = net.network_address + (1 if net.num_addresses > 1 else 0)
+    return probes
+
+
+def pod_routes(
+    probes: Mapping[IPv4Net, ipaddress.IPv4Address],
+    out_interface: Mapping[ipaddress.IPv4Address, int],
+    host_ifindexes: Iterable[int],
+) -> dict[IPv4Net, route.RouteValue]:
+    """The CIDRs the kernel routes out of a host interface the programs are attached to.
+
+    Anything else (a route through a tunnel or overlay device, none at all) gets
+    no entry, so the stack keeps routing it."""
+    hosts = set(host_ifindexes)
+    return {
+        net: route.RouteValue(out_interface[addr])
+        for net, addr in probes.items()
+        if out_interface.get(addr) in hosts
+    }
 
 
 def write_globals(

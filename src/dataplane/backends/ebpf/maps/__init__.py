@@ -25,6 +25,7 @@ from dataplane.backends.ebpf.maps import (
     ipset,
     node,
     policy_conntrack,
+    route,
     rule_hits,
     rules,
     source_class,
@@ -35,6 +36,7 @@ from dataplane.errors import BackendError
 
 ALL: tuple[MapSpec[Any, Any], ...] = (
     source_class.SPEC,
+    route.SPEC,
     frontend.SPEC,
     backend.SPEC,
     source_range.SPEC,

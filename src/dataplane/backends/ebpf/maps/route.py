@@ -1,0 +1,27 @@
+"""``dp_route``: other nodes' pod CIDRs → the host interface the kernel routes them out of.
+
+C layout (``bpf/dp_maps.h``)::
+
+    struct dp_lpm4_key     { __u32 prefixlen; __be32 addr; };
+    struct dp_route_value  { __u32 ifindex; };
+
+Written by the agent from the namespace's own routing table (see
+``nodestate.pod_routes``), only for routes that leave through a host
+interface the programs are attached to: a packet from a pod to a pod there
+is redirected out of it, skipping the host's routing and netfilter. Anything
+without an entry is left to the stack.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+from dataplane.backends.ebpf.maps._map import MapSpec
+from dataplane.backends.ebpf.maps.source_class import Lpm4Key
+
+
+class RouteValue(ctypes.Structure):
+    _fields_ = [("ifindex", ctypes.c_uint32)]
+
+
+SPEC = MapSpec("dp_route", Lpm4Key, RouteValue, "dp_lpm4_key", "dp_route_value")
