@@ -1,0 +1,46 @@
+"""Which remote pod CIDRs the programs forward themselves (``dp_route``), no kernel needed."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from dataplane.backends.ebpf import nodestate
+from dataplane.calc.ir import DataplaneIR, IRSettings, RemoteNode
+from dataplane.model import EndpointToHostAction, ExternalServiceMode
+
+N = ipaddress.ip_network
+A = ipaddress.ip_address
+
+
+def _ir(*remotes: RemoteNode) -> DataplaneIR:
+    settings = IRSettings(
+        "n1",
+        (A("10.99.0.11"),),
+        (N("10.100.0.0/16"),),
+        (),
+        (),
+        ExternalServiceMode.TUNNEL,
+        EndpointToHostAction.ACCEPT,
+        "^eth",
+        "dpw",
+    )
+    return DataplaneIR(settings, remote_nodes={r.name: r for r in remotes})
+
+
+def test_each_remote_pod_cidr_is_probed_by_its_first_address() -> None:
+    ir = _ir(
+        RemoteNode("n2", (A("10.99.0.12"),), (N("10.100.1.0/24"), N("fd00::/64"))),
+        RemoteNode("n3", (A("10.99.0.13"),), (N("10.100.2.7/32"),)),
+    )
+    assert nodestate.route_probes(ir) == {
+        N("10.100.1.0/24"): A("10.100.1.1"),
+        N("10.100.2.7/32"): A("10.100.2.7"),
+    }
+
+
+def test_only_routes_through_attached_host_interfaces_get_an_entry() -> None:
+    probes = {N("10.100.1.0/24"): A("10.100.1.1"), N("10.100.2.0/24"): A("10.100.2.1")}
+    found = {A("10.100.1.1"): 2, A("10.100.2.1"): 9}  # 9: an overlay device, say
+    routes = nodestate.pod_routes(probes, found, host_ifindexes=[2, 3])
+    assert {net: v.ifindex for net, v in routes.items()} == {N("10.100.1.0/24"): 2}
+    assert nodestate.pod_routes(probes, {}, host_ifindexes=[2]) == {}
