@@ -16,6 +16,7 @@ import pytest
 
 from dataplane.backends.iptables import IptablesBackend
 from dataplane.backends.iptables._exec import Runner
+from dataplane.backends.iptables.flavour import Flavour
 from dataplane.calc.ir import (
     Backend,
     Chain,
@@ -449,6 +450,29 @@ def test_restart_adopts_without_rewriting(lab: Lab, backend: IptablesBackend) ->
     dump = successor.dump()
     assert "default/web" in dump["services"] and dump["adopted_not_wanted"] == []
     conn.close()
+
+
+def test_switching_who_nats_converges(lab: Lab, backend: IptablesBackend) -> None:
+    """A restart with the other ``iptables_nat`` takes over: the new mode's NAT is installed,
+    the old mode's is removed by the same full apply, and traffic keeps flowing."""
+    ir = _ir(lab, _cluster_ip((_backend(lab, "default/pod-1-0"),)))
+    backend.apply(IRDelta(ir=ir, full=True))
+    options = backend.config.options
+    flavour, before = options["iptables_flavour"], options["iptables_nat"]
+    other = "iptables" if before == "nftables" else "nftables"
+    netns = lab.nodes["node-0"].netns
+    for nat in (other, before):
+        successor = IptablesBackend(_config(lab, flavour, nat))
+        successor.start()
+        successor.apply(IRDelta(ir=ir, full=True))
+        probe = lab.probe("default/pod-0-0", str(VIP), 80)
+        assert probe.server_pod == "default/pod-1-0", (nat, probe)
+        nft_tables = Runner(netns).run(["nft", "list", "tables"])
+        own_nat_chains = [c for t, c in successor._read(Flavour(flavour)).chains if t == "nat"]
+        if nat == "nftables":
+            assert successor._nft_table in nft_tables and own_nat_chains == []
+        else:
+            assert successor._nft_table not in nft_tables and own_nat_chains
 
 
 @attrs.frozen
