@@ -230,7 +230,7 @@ static __always_inline int dp_new_flow(struct __sk_buff *skb, struct dp_pkt *p,
 		}
 		return dp_reject(skb, p, hook == DP_HOOK_TO_HEP);
 	}
-	now = bpf_ktime_get_ns();
+	now = bpf_ktime_get_coarse_ns();
 	if (dp_pick_backend(fe, p, now, &be)) {
 		dp_count(DP_CNT_NAT_MISS);
 		return TC_ACT_SHOT;
@@ -440,14 +440,14 @@ static __always_inline int dp_services(struct __sk_buff *skb, __u32 hook,
 	ct = bpf_map_lookup_elem(&dp_ct, &key);
 	/* The clock is read only where a flow is tracked or may be (most
 	 * packets a node forwards are neither). */
-	if (ct && !dp_ct_stale(ct, &p, now = bpf_ktime_get_ns())) {
+	if (ct && !dp_ct_stale(ct, &p, now = bpf_ktime_get_coarse_ns())) {
 		dp_ct_touch(ct, &p, now);
 		if (ct->type == DP_CT_FWD)
 			return dp_forward(skb, &p, ct, g, hook);
 		return dp_reply(skb, &p, ct, g, hook);
 	}
 	if (hook == DP_HOOK_FROM_TUN) {
-		if (dp_tunnel_in(skb, &p, bpf_ktime_get_ns(), decapped))
+		if (dp_tunnel_in(skb, &p, bpf_ktime_get_coarse_ns(), decapped))
 			return TC_ACT_SHOT;
 		ct = bpf_map_lookup_elem(&dp_ct, &key);
 		if (!ct)

@@ -104,7 +104,7 @@ struct dp_aff_key {
 };
 
 struct dp_aff_value {
-	__u64 last_used_ns;  /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
+	__u64 last_used_ns;  /* bpf_ktime_get_coarse_ns() (CLOCK_MONOTONIC, jiffy resolution) */
 	__be32 addr;
 	__u32 index;         /* checked against dp_be so a changed list re-picks */
 	__u16 port;

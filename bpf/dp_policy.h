@@ -485,7 +485,7 @@ __attribute__((noinline)) int dp_policy_at(struct __sk_buff *skb, __u32 hook, __
 		return TC_ACT_OK;
 	f = *pf;
 	tcp_flags = f.tcp_flags;
-	now = bpf_ktime_get_ns();
+	now = bpf_ktime_get_coarse_ns();
 	swapped = dp_pct_key_of(&f, &key);
 	ct = bpf_map_lookup_elem(&dp_pct, &key);
 	if (!ct && !dp_hook_is_ingress(hook) && dp_untranslate(&f) == 0) {
