@@ -52,6 +52,21 @@ static __always_inline void dp_count(__u32 idx)
 }
 
 /* Returns 0 for an IPv4 TCP/UDP/SCTP packet the service code can handle. */
+/* The IPv4 header of an Ethernet packet, -1 if it is none.  The headers are
+ * in the linear part (always, in practice): read in place; else copied out. */
+static __always_inline int dp_read_iph(struct __sk_buff *skb, struct iphdr *ip)
+{
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+
+	if (skb->protocol != bpf_htons(ETH_P_IP))
+		return -1;
+	if (data + ETH_HLEN + sizeof(*ip) <= end)
+		__builtin_memcpy(ip, data + ETH_HLEN, sizeof(*ip));
+	else if (bpf_skb_load_bytes(skb, ETH_HLEN, ip, sizeof(*ip)))
+		return -1;
+	return ip->version == 4 && ip->ihl >= 5 ? 0 : -1;
+}
+
 static __always_inline int dp_parse(struct __sk_buff *skb, struct dp_pkt *p)
 {
 	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
@@ -59,15 +74,7 @@ static __always_inline int dp_parse(struct __sk_buff *skb, struct dp_pkt *p)
 	__u16 ports[2];
 	__u8 *l4;
 
-	if (skb->protocol != bpf_htons(ETH_P_IP))
-		return -1;
-	/* The headers are in the linear part (always, in practice): read them
-	 * in place; else copy them out. */
-	if (data + ETH_HLEN + sizeof(ip) <= end)
-		__builtin_memcpy(&ip, data + ETH_HLEN, sizeof(ip));
-	else if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)))
-		return -1;
-	if (ip.version != 4 || ip.ihl < 5)
+	if (dp_read_iph(skb, &ip))
 		return -1;
 	if (ip.protocol != IPPROTO_TCP && ip.protocol != IPPROTO_UDP &&
 	    ip.protocol != IPPROTO_SCTP)

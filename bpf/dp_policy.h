@@ -94,14 +94,7 @@ static __always_inline int dp_flow_parse(struct __sk_buff *skb, struct dp_flow *
 	__u8 *th;
 
 	__builtin_memset(f, 0, sizeof(*f));
-	if (skb->protocol != bpf_htons(ETH_P_IP))
-		return -1;
-	/* Headers in place if they are (see dp_parse), else copied out. */
-	if (data + ETH_HLEN + sizeof(ip) <= end)
-		__builtin_memcpy(&ip, data + ETH_HLEN, sizeof(ip));
-	else if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)))
-		return -1;
-	if (ip.version != 4 || ip.ihl < 5)
+	if (dp_read_iph(skb, &ip))
 		return -1;
 	if (ip.frag_off & bpf_htons(DP_IP_OFFSET))
 		return -1;
