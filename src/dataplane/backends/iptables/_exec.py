@@ -103,6 +103,16 @@ class Runner:
         """Apply an ``nft -f`` script: one kernel transaction, all or nothing."""
         self.run(["nft", "-f", "-"], stdin=script)
 
+    def nft_works(self) -> bool:
+        """Whether nft runs here: the tool is installed and the kernel has nf_tables."""
+        if not available("nft"):
+            return False
+        try:
+            self.run(["nft", "list", "tables"])
+        except BackendError:
+            return False
+        return True
+
     def nft_list_table(self, family: str, table: str) -> str | None:
         """``nft list table``; None when the table (or the nft tool) is not there."""
         if not available("nft"):

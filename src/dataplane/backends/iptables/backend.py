@@ -17,7 +17,7 @@ rewritten and established connections (conntrack) are never disturbed.
 from __future__ import annotations
 
 import threading
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any, ClassVar
 
 from dataplane.backends.base import Backend, Capabilities
@@ -55,12 +55,13 @@ DEFAULT_MARK_MASK = 0x0F000000
 NAT_MODES = ("iptables", "nftables")
 
 
-def nat_mode(choice: object) -> str:
+def nat_mode(choice: object, nft_works: Callable[[], bool]) -> str:
     """The ``iptables_nat`` option: who NATs services. ``auto`` (the default) picks the
-    nftables table when the ``nft`` tool is installed: with iptables alone, one endpoint
-    change at 10k services costs the kernel a re-validation of the whole nat table."""
+    nftables table where ``nft`` runs (tool installed, kernel with nf_tables): with
+    iptables alone, one endpoint change at 10k services costs the kernel a
+    re-validation of the whole nat table."""
     if choice == "auto":
-        return "nftables" if available("nft") else "iptables"
+        return "nftables" if nft_works() else "iptables"
     if choice not in NAT_MODES:
         raise ConfigError(f"iptables_nat must be auto, iptables or nftables, not {choice!r}")
     return str(choice)
@@ -84,7 +85,9 @@ class IptablesBackend(Backend):
             mask = parse_mark_mask(config.option("iptables_mark_mask", DEFAULT_MARK_MASK))
         except (TypeError, ValueError) as exc:
             raise ConfigError(str(exc)) from exc
-        self._nat = nat_mode(config.option("iptables_nat", "auto"))
+        self._nat_choice = config.option("iptables_nat", "auto")
+        nat_mode(self._nat_choice, lambda: True)  # a bad value fails here, not at the first apply
+        self._nat_resolved: str | None = None
         self._names = Names(config.instance_name)
         self._nft_table = self._names.prefix.rstrip("-")
         self._marks = Marks.from_mask(mask)
@@ -142,6 +145,13 @@ class IptablesBackend(Backend):
         return self._warnings
 
     # ------------------------------------------------------------------ sync
+
+    @property
+    def _nat(self) -> str:
+        """Who NATs services, resolved once (``auto`` asks the namespace whether nft runs)."""
+        if self._nat_resolved is None:
+            self._nat_resolved = nat_mode(self._nat_choice, self._runner.nft_works)
+        return self._nat_resolved
 
     def _ensure_flavour(self) -> Flavour:
         if self._flavour is None:

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import ipaddress
 
-from dataplane.backends.iptables import nft, render_nft
+import pytest
+
+from dataplane.backends.iptables import IptablesBackend, nft, render_nft
+from dataplane.backends.iptables.backend import nat_mode
 from dataplane.backends.iptables.naming import Marks
 from dataplane.backends.iptables.readback import Installed
 from dataplane.backends.iptables.store import Piece, Store
 from dataplane.calc.ir import Backend, Frontend, FrontendKind, NoEndpoints, Route, SourceClass
+from dataplane.engine.config import DataplaneConfig
+from dataplane.errors import ConfigError
 from dataplane.model import Protocol
 
 MARKS = Marks.from_mask(0x0F000000)
@@ -156,3 +161,11 @@ def test_script_writes_only_differences_and_deletes_by_key() -> None:
     store.drop("x")
     keys, sets = store.take_dirty()
     assert nft.script(store, installed, keys, sets, "DP-X") == "delete table ip DP-X\n"
+
+
+def test_auto_nat_needs_a_working_nft_and_bad_values_fail_at_construction() -> None:
+    assert nat_mode("auto", lambda: True) == "nftables"
+    assert nat_mode("auto", lambda: False) == "iptables"
+    assert nat_mode("iptables", lambda: True) == "iptables"
+    with pytest.raises(ConfigError, match="iptables_nat"):
+        IptablesBackend(DataplaneConfig(backend="iptables", options={"iptables_nat": "ipvs"}))
