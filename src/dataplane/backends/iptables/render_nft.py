@@ -5,7 +5,7 @@ Why: on nf_tables every transaction that adds a rule re-validates every rule
 reachable from the table's base chains (``nft_table_validate``), and iptables
 has no maps, so its nat table holds one DNAT rule per endpoint: at 10,000
 services × 10 endpoints one endpoint change costs ~150 ms of kernel
-validation. Here endpoints are *elements* of one map, so an endpoint change
+validation. Here endpoints are *elements* of a map (one per protocol), so an endpoint change
 adds no rule and validates nothing::
 
     prerouting, output (nat, dstnat)   ip daddr . meta l4proto . th dport vmap @fe
