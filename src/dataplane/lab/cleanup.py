@@ -9,6 +9,7 @@ teardown can be re-run after any failure.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -29,11 +30,16 @@ def lab_namespaces(prefix: str) -> list[str]:
 
 
 def remove_pins(prefix: str) -> None:
+    """The lab's pins, and the shared ``BPF_PIN_DIR`` if nothing else is left in it: a
+    backend creates it on start, and a data plane that is closed rather than cleaned up
+    (the usual end of a lab's data planes) leaves it behind."""
     for pin in BPF_PIN_DIR.glob(f"{prefix}*"):
         if pin.is_dir() and not pin.is_symlink():
             shutil.rmtree(pin, ignore_errors=True)
         else:
             pin.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # missing, or other instances' pins are still there
+        BPF_PIN_DIR.rmdir()
 
 
 def remove_lab(prefix: str, namespaces: Iterable[str] = ()) -> None:
