@@ -490,16 +490,13 @@ int dp_from_hep(struct __sk_buff *skb)
  * packet pods send off the node. */
 static __always_inline int dp_pod_sent_unpoliced(struct __sk_buff *skb)
 {
-	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
-	struct iphdr *ip = data + ETH_HLEN;
-	struct dp_wep_key k;
 	__u32 ifindex = skb->ifindex;
+	struct dp_wep_key k;
+	struct iphdr ip;
 
-	if (skb->protocol != bpf_htons(ETH_P_IP) || (void *)(ip + 1) > end)
+	if (dp_read_iph(skb, &ip) || bpf_map_lookup_elem(&dp_ifpol, &ifindex))
 		return 0;
-	if (bpf_map_lookup_elem(&dp_ifpol, &ifindex))
-		return 0;
-	k.addr = ip->saddr;
+	k.addr = ip.saddr;
 	return bpf_map_lookup_elem(&dp_wep, &k) != 0;
 }
 
