@@ -414,6 +414,18 @@ __attribute__((noinline)) int dp_pre_dnat_pkt(struct __sk_buff *skb, const struc
 	return dp_pre_dnat(skb, &f);
 }
 
+/* Whether the host interface of a host hook has policy.  Not inlined: its
+ * key stays off the frame the service code runs from. */
+__attribute__((noinline)) int dp_has_host_policy(struct __sk_buff *skb, __u32 hook)
+{
+	__u32 ifindex;
+
+	if (!skb || (hook != DP_HOOK_FROM_HEP && hook != DP_HOOK_TO_HEP))
+		return 0;
+	ifindex = skb->ifindex;
+	return bpf_map_lookup_elem(&dp_ifpol, &ifindex) != 0;
+}
+
 static __always_inline int dp_services(struct __sk_buff *skb, __u32 hook,
 				       int decapped)
 {
@@ -421,7 +433,7 @@ static __always_inline int dp_services(struct __sk_buff *skb, __u32 hook,
 	struct dp_ct_value *ct;
 	struct dp_globals *g;
 	struct dp_pkt p = {};
-	int untracked;
+	int untracked = DP_V_NONE, host_policy;
 	__u64 now;
 
 	if (dp_parse(skb, &p))
@@ -431,7 +443,11 @@ static __always_inline int dp_services(struct __sk_buff *skb, __u32 hook,
 		return TC_ACT_OK;
 	if (hook == DP_HOOK_FROM_TUN)
 		dp_clamp_syn(skb, &p, g); /* the backend node's MTU may be the smaller */
-	untracked = dp_untracked_pkt(skb, hook, &p);
+	/* doNotTrack and preDNAT policy exist only on host interfaces with
+	 * policy: one lookup spares the rest of the traffic both calls. */
+	host_policy = dp_has_host_policy(skb, hook);
+	if (host_policy)
+		untracked = dp_untracked_pkt(skb, hook, &p);
 	if (untracked == DP_V_DENY)
 		return TC_ACT_SHOT;
 	skb->cb[DP_CB_EARLY] = untracked == DP_V_ALLOW ? DP_PCT_EARLY_UNTRACKED : 0;
@@ -454,7 +470,7 @@ static __always_inline int dp_services(struct __sk_buff *skb, __u32 hook,
 			return TC_ACT_SHOT;
 		return dp_forward(skb, &p, ct, g, hook);
 	}
-	if (hook == DP_HOOK_FROM_HEP && untracked != DP_V_ALLOW &&
+	if (hook == DP_HOOK_FROM_HEP && host_policy && untracked != DP_V_ALLOW &&
 	    dp_pre_dnat_pkt(skb, &p) != TC_ACT_OK)
 		return TC_ACT_SHOT;
 	return dp_new_flow(skb, &p, g, hook);
