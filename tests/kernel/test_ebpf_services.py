@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 import attrs
 import pytest
 
-from dataplane.backends.ebpf import EbpfBackend
+from dataplane.backends.ebpf import EbpfBackend, _libbpf, _netns, attach
 from dataplane.calc import ir
 from dataplane.engine.config import DataplaneConfig
 from dataplane.lab import Lab, LabSpec
@@ -145,6 +145,7 @@ class Cluster:
     def __init__(self, lab: Lab, tunnel: str = "kernel") -> None:
         self.lab = lab
         self.tunnel = tunnel
+        self.attach = attach.DEFAULT_MODE
         self.backends: dict[str, EbpfBackend] = {}
 
     def config(self, node: str) -> DataplaneConfig:
@@ -154,7 +155,7 @@ class Cluster:
             node_name=node,
             netns=info.netns,
             instance=f"{self.lab.prefix}-{info.index}",
-            options={"ebpf_tunnel": self.tunnel},
+            options={"ebpf_tunnel": self.tunnel, "ebpf_attach": self.attach},
         )
 
     def start(self, node: str) -> EbpfBackend:
@@ -539,6 +540,7 @@ def test_dump_is_readable_json(cluster: Cluster) -> None:
     web = [f for f in dump["frontends"] if f["frontend"] == f"{WEB.vip}:{WEB.port}/tcp"]
     assert web and web[0]["backends"] == ["10.100.0.3:8080"]
     assert {i["kind"] for i in dump["interfaces"]} == {"host", "workload", "tunnel"}
+    assert {i["attached"] for i in dump["interfaces"]} == {"tcx"}  # the default, kernel >= 6.6
     assert dump["counters"]["nat_new"] > 0
 
 
@@ -585,8 +587,69 @@ def test_connection_survives_agent_restart(cluster: Cluster, lab: Lab) -> None:
     assert lab.probe("default/pod-0-0", WEB.vip, WEB.port).connected
 
 
+def _tc_filters(netns: str, ifname: str) -> str:
+    return subprocess.run(
+        ["tc", "-n", netns, "filter", "show", "dev", ifname, "ingress"],
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
+def _tcx_ids(netns: str, ifname: str) -> list[int]:
+    """Programs attached through TCX at ``ifname``'s ingress, any owner."""
+
+    def query() -> list[int]:
+        return _libbpf.tcx_programs(_netns.links(netns)[ifname], attach.INGRESS)
+
+    return _netns.run_in_netns(netns, query)
+
+
+def _restart(cluster: Cluster, mode: str) -> None:
+    """The agents exit without cleanup and come back with ``ebpf_attach=mode``."""
+    for backend in cluster.backends.values():
+        backend.close()
+    cluster.attach = mode
+    for node in list(cluster.backends):
+        cluster.start(node)
+    cluster.program(ALL)
+
+
+def test_attach_mode_switch_keeps_connections(cluster: Cluster, lab: Lab) -> None:
+    """Upgrading from clsact filters to TCX links (and back) on restart: each
+    interface gets its new attachment before the old one goes, so an
+    established NATed connection sees no loss, and nothing of the old way stays."""
+    node = lab.nodes["node-0"]
+    pod_if = node.pods[0].interface
+    with lab.open_connection("default/pod-1-1", WEB.vip, WEB.port, timeout=2.0) as conn:
+        assert conn.ping()
+        _restart(cluster, "tc")
+        assert conn.ping()
+        dump = cluster.backends["node-0"].dump()
+        assert {i["attached"] for i in dump["interfaces"]} == {"tc"}
+        assert "dp_from_wep" in _tc_filters(node.netns, pod_if)
+        assert _tcx_ids(node.netns, pod_if) == []
+        assert not any((cluster.backends["node-0"]._pin_dir / attach.LINK_DIR).iterdir())
+        _restart(cluster, "tcx")
+        for _ in range(3):
+            assert conn.ping()
+        dump = cluster.backends["node-0"].dump()
+        assert {i["attached"] for i in dump["interfaces"]} == {"tcx"}
+        assert "dp_from" not in _tc_filters(node.netns, pod_if)
+        assert len(_tcx_ids(node.netns, pod_if)) == 1
+        qdiscs = subprocess.run(
+            ["tc", "-n", node.netns, "qdisc", "show", "dev", pod_if],
+            capture_output=True,
+            text=True,
+        ).stdout
+        assert "clsact" not in qdiscs  # the qdisc the clsact run created went with it
+        status = conn.status()
+        assert status.open and status.failures == 0
+
+
 def test_cleanup_removes_everything(cluster: Cluster, lab: Lab) -> None:
     pins = [b._pin_dir for b in cluster.backends.values()]
+    node0 = lab.nodes["node-0"]
+    assert _tcx_ids(node0.netns, "eth0"), "attached through TCX before cleanup"
     cluster.cleanup()
     assert not any(p.exists() for p in pins)
     for node in lab.nodes.values():
@@ -598,11 +661,7 @@ def test_cleanup_removes_everything(cluster: Cluster, lab: Lab) -> None:
         ).stdout
         assert "dpv" not in shown  # the tunnel is gone
         for ifname in ("eth0", node.pods[0].interface):
-            filters = subprocess.run(
-                ["tc", "-n", node.netns, "filter", "show", "dev", ifname, "ingress"],
-                capture_output=True,
-                text=True,
-            ).stdout
-            assert "dp_from" not in filters
+            assert "dp_from" not in _tc_filters(node.netns, ifname)
+            assert _tcx_ids(node.netns, ifname) == []
     cluster.cleanup()  # idempotent
     assert lab.probe("default/pod-0-0", WEB.vip, WEB.port, timeout=0.5).outcome != "connected"

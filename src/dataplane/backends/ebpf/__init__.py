@@ -17,7 +17,9 @@ Options (``DataplaneConfig.options``): ``ebpf_pin_root``,
 (``"bpf"``, the default: the programs encapsulate and decapsulate NodePort
 traffic to another node themselves, out of the interface the flow came in
 by; ``"kernel"``: through the instance's VXLAN device, routed by the stack;
-both put the same packets on the wire, so nodes may differ), map sizes
+both put the same packets on the wire, so nodes may differ), ``ebpf_attach``
+(``"tcx"``, the default: pinned TCX links, or a clsact qdisc where the kernel
+has no TCX; ``"tc"``: always clsact, see :mod:`~dataplane.backends.ebpf.attach`), map sizes
 ``ebpf_conntrack_max``, ``ebpf_frontends_max``, ``ebpf_backends_max``,
 ``ebpf_affinity_max``, ``ebpf_source_ranges_max``, ``ebpf_policy_rules_max``
 (instructions of all policy programs, twice what is live so changed programs
@@ -152,6 +154,7 @@ class EbpfBackend(Backend):
         self._tunnel_ifindex = 0
         self._vxlan_port = DEFAULT_VXLAN_PORT
         self._bpf_tunnel = tunnel_mode(config.option("ebpf_tunnel", DEFAULT_TUNNEL)) == "bpf"
+        self._attach_mode = attach.attach_mode(config.option("ebpf_attach", attach.DEFAULT_MODE))
         self._timeouts = conntrack.Timeouts.from_option(config.option("ebpf_ct_timeouts"))
         self._synced = False
         self._warnings: tuple[str, ...] = ()
@@ -182,7 +185,7 @@ class EbpfBackend(Backend):
         if not _netns.netns_exists(self._netns):
             raise BackendError(f"network namespace {self._netns!r} does not exist")
         _bpffs.ensure_mounted(BPFFS)
-        self._pin_dir.mkdir(parents=True, exist_ok=True)
+        (self._pin_dir / attach.LINK_DIR).mkdir(parents=True, exist_ok=True)
         sizes = {k: int(v) for k in _SIZE_OPTIONS if (v := self.config.option(k)) is not None}
         loaded = loader.load(self._pin_dir, sizes, self._timeouts)
         try:
@@ -211,6 +214,8 @@ class EbpfBackend(Backend):
             loaded.map(ifstate.SPEC),
             loaded.programs,
             attach.priority_of(self.config.instance_name),
+            self._pin_dir / attach.LINK_DIR,
+            self._attach_mode,
         )
         log.info(
             "ebpf backend started (pins %s, netns %s, adopted %d frontends)",
@@ -233,7 +238,9 @@ class EbpfBackend(Backend):
         if records_pin.exists():
             fd = _libbpf.open_pinned(records_pin)
             try:
-                attach.detach_all(self._netns, Map(ifstate.SPEC, fd))
+                attach.detach_all(
+                    self._netns, Map(ifstate.SPEC, fd), self._pin_dir / attach.LINK_DIR
+                )
             finally:
                 _libbpf.close_fd(fd)
         if _netns.netns_exists(self._netns):

@@ -44,6 +44,8 @@ BPF_ANY = 0
 BPF_TC_INGRESS = 1
 BPF_TC_EGRESS = 2
 BPF_TC_F_REPLACE = 1
+BPF_TCX_INGRESS = 46  # enum bpf_attach_type (kernel >= 6.6); libbpf 1.1 passes it through
+BPF_TCX_EGRESS = 47
 _BTF_KIND_STRUCT = 4
 _BTF_KIND_TYPEDEF = 8
 _BTF_KIND_VOLATILE = 9
@@ -163,6 +165,11 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "bpf_tc_hook_destroy": (_I, [ctypes.POINTER(_TcHook)]),
     "bpf_tc_attach": (_I, [ctypes.POINTER(_TcHook), ctypes.POINTER(_TcOpts)]),
     "bpf_tc_detach": (_I, [ctypes.POINTER(_TcHook), ctypes.POINTER(_TcOpts)]),
+    "bpf_link_create": (_I, [_I, _I, ctypes.c_int, _P]),
+    "bpf_link_update": (_I, [_I, _I, _P]),
+    "bpf_link_detach": (_I, [_I]),
+    "bpf_obj_pin": (_I, [_I, _S]),
+    "bpf_prog_query": (_I, [_I, ctypes.c_int, _U32, _P, _P, ctypes.POINTER(_U32)]),
 }
 
 
@@ -560,3 +567,68 @@ def tc_detach(ifindex: int, point: int, priority: int) -> None:
     rc = _lib().bpf_tc_detach(ctypes.byref(_hook(ifindex, point)), ctypes.byref(opts))
     if rc not in (0, -errno.ENOENT, -errno.ENODEV, -errno.EINVAL):
         _check(rc, f"detach from ifindex {ifindex}")
+
+
+# ------------------------------------------------------------------ TCX links (kernel >= 6.6)
+
+
+class TcxUnsupportedError(BackendError):
+    """The kernel has no TCX attach points: attach with a clsact qdisc instead."""
+
+
+_TCX_POINTS = {BPF_TC_INGRESS: BPF_TCX_INGRESS, BPF_TC_EGRESS: BPF_TCX_EGRESS}
+
+
+def tcx_attach(ifindex: int, point: int, prog_fd: int, pin: Path) -> None:
+    """Run ``prog_fd`` at ``point`` of ``ifindex`` through a TCX link pinned at ``pin``.
+
+    An existing pinned link gets the program swapped in atomically
+    (``BPF_LINK_UPDATE``); a link whose interface is gone is replaced. The
+    link is created in the calling thread's network namespace.
+    """
+    if pin.exists():
+        fd = open_pinned(pin)
+        try:
+            rc = _lib().bpf_link_update(fd, prog_fd, None)
+        finally:
+            close_fd(fd)
+        if rc == 0:
+            return
+        if rc != -errno.ENOLINK:
+            _raise(rc, f"update the TCX link {pin}")
+        pin.unlink()
+    fd = _lib().bpf_link_create(prog_fd, ifindex, _TCX_POINTS[point], None)
+    if fd in (-errno.EINVAL, -errno.EOPNOTSUPP, -_ENOTSUPP):
+        raise TcxUnsupportedError(f"TCX attach to ifindex {ifindex}: not supported by this kernel")
+    _check(fd, f"TCX attach to ifindex {ifindex}")
+    try:
+        _check(_lib().bpf_obj_pin(fd, str(pin).encode()), f"pin the TCX link {pin}")
+    finally:
+        close_fd(fd)
+
+
+def tcx_detach(pin: Path) -> None:
+    """Detach the TCX link pinned at ``pin`` (if any) and remove the pin."""
+    if not pin.exists():
+        return
+    fd = open_pinned(pin)
+    try:
+        rc = _lib().bpf_link_detach(fd)
+        if rc not in (0, -errno.ENOLINK, -errno.EINVAL):
+            _check(rc, f"detach the TCX link {pin}")
+    finally:
+        close_fd(fd)
+    pin.unlink()
+
+
+def tcx_programs(ifindex: int, point: int) -> list[int]:
+    """Ids of the programs attached through TCX at ``point`` of ``ifindex`` (any owner)."""
+    ids = (_U32 * 64)()
+    count = _U32(len(ids))
+    rc = _lib().bpf_prog_query(
+        ifindex, _TCX_POINTS[point], 0, None, ctypes.addressof(ids), ctypes.byref(count)
+    )
+    if rc in (-errno.EINVAL, -errno.EOPNOTSUPP, -_ENOTSUPP):
+        raise TcxUnsupportedError(f"TCX query of ifindex {ifindex}: not supported by this kernel")
+    _check(rc, f"TCX query of ifindex {ifindex}")
+    return list(ids[: count.value])

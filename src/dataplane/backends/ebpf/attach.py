@@ -1,18 +1,33 @@
-"""Which interfaces get which programs, and making TC match that.
+"""Which interfaces get which programs, and making the kernel match that.
 
-Attachment is a clsact qdisc plus one direct-action ``bpf`` filter per hook
-at this instance's own priority/handle (a hash of the instance name), always
-with ``BPF_TC_F_REPLACE``: a restarted agent swaps its freshly loaded
-programs in atomically over the previous run's, so no packet ever meets an
-interface without a program. What was attached where is recorded in the
-pinned ``dp_ifstate`` map, which is how a later process detaches it.
+Two ways to attach, chosen by the ``ebpf_attach`` option:
+
+* ``"tcx"`` (the default, kernel >= 6.6): one TCX link per hook, pinned under
+  the instance's pin directory (``links/<ifindex>-<in|out>``). No qdisc, no
+  filter priorities shared with other TC users, and the kernel's cheaper
+  dispatch (no classifier layer). A restarted agent swaps its programs into
+  the pinned links atomically (``BPF_LINK_UPDATE``). Where the kernel has no
+  TCX, the backend falls back to clsact, once, with a warning.
+* ``"tc"``: a clsact qdisc plus one direct-action ``bpf`` filter per hook at
+  this instance's own priority/handle (a hash of the instance name), always
+  with ``BPF_TC_F_REPLACE``, so a restarted agent swaps its programs in
+  atomically over the previous run's.
+
+Either way no packet meets an interface without a program, also when an
+upgrade moves an interface from one way to the other (the new attachment is
+made before the old one is removed; a TCX program that returns a verdict
+ends the hook, so the two never both act on a packet). What was attached
+where, and how, is recorded in the pinned ``dp_ifstate`` map, which is how a
+later process replaces or detaches it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 
 import attrs
 
@@ -20,15 +35,33 @@ from dataplane.backends.ebpf import _libbpf, _netns
 from dataplane.backends.ebpf.maps import ifstate
 from dataplane.backends.ebpf.maps._map import U32, Map
 from dataplane.calc.ir import DataplaneIR
+from dataplane.errors import BackendError
+
+log = logging.getLogger(__name__)
 
 INGRESS = _libbpf.BPF_TC_INGRESS
 EGRESS = _libbpf.BPF_TC_EGRESS
+MODES = ("tcx", "tc")
+DEFAULT_MODE = "tcx"  # the ebpf_attach option
+LINK_DIR = "links"  # under the instance's pin directory
 
 PROGRAMS: Mapping[int, tuple[tuple[int, str], ...]] = {
     ifstate.KIND_WORKLOAD: ((INGRESS, "dp_from_wep"), (EGRESS, "dp_to_wep")),
     ifstate.KIND_HOST: ((INGRESS, "dp_from_hep"), (EGRESS, "dp_to_hep")),
     ifstate.KIND_TUNNEL: ((INGRESS, "dp_from_tun"),),
 }
+
+
+def attach_mode(value: object) -> str:
+    """The ``ebpf_attach`` option: ``"tcx"`` (clsact where the kernel lacks TCX) or ``"tc"``."""
+    if value not in MODES:
+        raise BackendError(f"ebpf_attach must be one of {', '.join(MODES)}, not {value!r}")
+    return str(value)
+
+
+def link_pin(link_dir: Path, ifindex: int, point: int) -> Path:
+    """Where the TCX link of one hook of one interface is pinned."""
+    return link_dir / f"{ifindex}-{'in' if point == INGRESS else 'out'}"
 
 
 def priority_of(instance: str) -> int:
@@ -82,7 +115,7 @@ def _classifier(ir: DataplaneIR, tunnel: str) -> Callable[[str], int | None]:
 
 
 class Attacher:
-    """TC attachments of one instance in one network namespace."""
+    """The attachments of one instance in one network namespace."""
 
     def __init__(
         self,
@@ -90,11 +123,15 @@ class Attacher:
         records: Map[U32, ifstate.IfState],
         programs: Mapping[str, int],
         priority: int,
+        link_dir: Path,
+        mode: str,
     ) -> None:
         self._netns = netns
         self._records = records
         self._programs = programs
         self._priority = priority
+        self._link_dir = link_dir
+        self._tcx = mode == "tcx"
         self._mine: dict[int, Want] = {}  # attached with this process's programs
 
     def reconcile(self, want: Mapping[int, Want], links: Mapping[str, int]) -> None:
@@ -108,8 +145,7 @@ class Attacher:
             for ifindex, w in todo.items():
                 self._attach(ifindex, w, records.get(ifindex))
             for ifindex, record in stale.items():
-                if names.get(ifindex) == record.name.decode():
-                    _detach(ifindex, record)
+                _detach(ifindex, record, self._link_dir, names.get(ifindex) == record.name.decode())
                 self._records.delete(U32(ifindex))
                 self._mine.pop(ifindex, None)
 
@@ -117,20 +153,56 @@ class Attacher:
             _netns.run_in_netns(self._netns, work)
 
     def _attach(self, ifindex: int, want: Want, old: ifstate.IfState | None) -> None:
-        flags = 0
-        if old is not None and old.name.decode() == want.name:
-            flags = old.flags
+        if old is not None and old.name.decode() != want.name:
+            # The ifindex now belongs to another interface: the old
+            # attachments went with the old one (its links are defunct).
+            _detach(ifindex, old, self._link_dir, present=False)
+            old = None
+        if self._tcx:
+            try:
+                self._attach_tcx(ifindex, want, old)
+            except _libbpf.TcxUnsupportedError as exc:
+                log.warning("%s; attaching with a clsact qdisc instead", exc)
+                self._tcx = False
+            else:
+                self._mine[ifindex] = want
+                return
+        self._attach_tc(ifindex, want, old)
+        self._mine[ifindex] = want
+
+    def _attach_tcx(self, ifindex: int, want: Want, old: ifstate.IfState | None) -> None:
+        flags = (old.flags if old is not None else 0) | ifstate.F_TCX
+        # Record first: if attaching fails half way, cleanup still finds it.
+        self._record(ifindex, want, flags)
+        points = {point for point, _ in PROGRAMS[want.kind]}
+        for point, program in PROGRAMS[want.kind]:
+            _libbpf.tcx_attach(
+                ifindex, point, self._programs[program], link_pin(self._link_dir, ifindex, point)
+            )
+        for point in (INGRESS, EGRESS):
+            if point not in points:
+                _libbpf.tcx_detach(link_pin(self._link_dir, ifindex, point))
+        if old is not None and not old.flags & ifstate.F_TCX:
+            _detach_tc(ifindex, old)  # moving from clsact: its filters go now
+            self._record(ifindex, want, flags & ~ifstate.F_OWN_QDISC)
+
+    def _attach_tc(self, ifindex: int, want: Want, old: ifstate.IfState | None) -> None:
+        flags = old.flags if old is not None else 0
         if _libbpf.tc_ensure_clsact(ifindex):
             flags |= ifstate.F_OWN_QDISC
-        # Record first: if attaching fails half way, cleanup still finds it.
-        self._records.update(
-            U32(ifindex), ifstate.IfState(want.name.encode(), want.kind, flags, self._priority)
-        )
+        self._record(ifindex, want, flags)
         if old is not None and old.kind != want.kind:
             _detach_filters(ifindex, old)
         for point, program in PROGRAMS[want.kind]:
             _libbpf.tc_attach(ifindex, point, self._programs[program], self._priority)
-        self._mine[ifindex] = want
+        if flags & ifstate.F_TCX:
+            _detach_tcx(ifindex, self._link_dir)  # moving from links to clsact
+            self._record(ifindex, want, flags & ~ifstate.F_TCX)
+
+    def _record(self, ifindex: int, want: Want, flags: int) -> None:
+        self._records.update(
+            U32(ifindex), ifstate.IfState(want.name.encode(), want.kind, flags, self._priority)
+        )
 
 
 def _detach_filters(ifindex: int, record: ifstate.IfState) -> None:
@@ -138,24 +210,46 @@ def _detach_filters(ifindex: int, record: ifstate.IfState) -> None:
         _libbpf.tc_detach(ifindex, point, record.priority)
 
 
-def _detach(ifindex: int, record: ifstate.IfState) -> None:
+def _detach_tc(ifindex: int, record: ifstate.IfState) -> None:
     _detach_filters(ifindex, record)
     if record.flags & ifstate.F_OWN_QDISC:
         _libbpf.tc_remove_clsact(ifindex)
 
 
-def detach_all(netns: str | None, records: Map[U32, ifstate.IfState]) -> None:
+def _detach_tcx(ifindex: int, link_dir: Path) -> None:
+    for point in (INGRESS, EGRESS):
+        _libbpf.tcx_detach(link_pin(link_dir, ifindex, point))
+
+
+def _detach(ifindex: int, record: ifstate.IfState, link_dir: Path, present: bool) -> None:
+    """Undo ``record``; ``present``: the interface it names still has ``ifindex``.
+
+    Links are removed in any case (a link whose interface is gone is defunct
+    but pinned); TC filters where the interface still is (a record caught
+    half way between the two ways may have both).
+    """
+    if record.flags & ifstate.F_TCX:
+        _detach_tcx(ifindex, link_dir)
+    if present:
+        _detach_tc(ifindex, record)
+
+
+def detach_all(netns: str | None, records: Map[U32, ifstate.IfState], link_dir: Path) -> None:
     """Detach everything ``records`` lists (from any process), where the interface still is."""
     entries = {k.value: v for k, v in records.entries()}
-    if not entries or not _netns.netns_exists(netns):
+    if not entries:
         return
-    names = {ifindex: name for name, ifindex in _netns.links(netns).items()}
+    present = _netns.links(netns) if _netns.netns_exists(netns) else {}
+    names = {ifindex: name for name, ifindex in present.items()}
 
     def work() -> None:
         for ifindex, record in entries.items():
-            if names.get(ifindex) == record.name.decode():
-                _detach(ifindex, record)
+            _detach(ifindex, record, link_dir, names.get(ifindex) == record.name.decode())
 
-    _netns.run_in_netns(netns, work)
+    if present:
+        _netns.run_in_netns(netns, work)
+    else:
+        for ifindex, record in entries.items():
+            _detach(ifindex, record, link_dir, present=False)
     for ifindex in entries:
         records.delete(U32(ifindex))

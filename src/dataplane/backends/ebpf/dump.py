@@ -104,6 +104,7 @@ def dump(loaded: Loaded, now_ns: int) -> dict[str, Any]:
                 "ifindex": k.value,
                 "name": v.name.decode(),
                 "kind": ifstate.KIND_NAMES.get(v.kind, str(v.kind)),
+                "attached": "tcx" if v.flags & ifstate.F_TCX else "tc",
             }
             for k, v in loaded.map(ifstate.SPEC).entries()
         ],

@@ -21,7 +21,8 @@ KIND_HOST = 2
 KIND_TUNNEL = 3
 KIND_NAMES = {KIND_WORKLOAD: "workload", KIND_HOST: "host", KIND_TUNNEL: "tunnel"}
 
-F_OWN_QDISC = 1 << 0
+F_OWN_QDISC = 1 << 0  # this instance created the interface's clsact qdisc
+F_TCX = 1 << 1  # attached through pinned TCX links (see attach.link_pin)
 
 
 class IfState(ctypes.Structure):
