@@ -499,27 +499,40 @@ int dp_from_hep(struct __sk_buff *skb)
 	return dp_services(skb, DP_HOOK_FROM_HEP, 0);
 }
 
-/* A packet a local pod sent, leaving through a host interface without host
- * endpoint policy: dp_from_wep translated and judged it where it left the
- * pod (replies it reverse-translated no longer carry a pod's source), so
- * nothing is left to do.  Saves the conntrack and frontend misses of every
- * packet pods send off the node. */
-static __always_inline int dp_pod_sent_unpoliced(struct __sk_buff *skb)
+/* A packet leaving through a host interface without host endpoint policy
+ * that the programs are done with: one a local pod sent (dp_from_wep
+ * translated and judged it where it left the pod; replies it
+ * reverse-translated no longer carry a pod's source), or a VXLAN packet of
+ * the NodePort tunnel (encapsulated after its inner packet was handled where
+ * it entered the node).  Saves the conntrack and frontend misses of every
+ * such packet, and keeps the tunnel's own packets out of service NAT. */
+static __always_inline int dp_egress_done(struct __sk_buff *skb)
 {
 	__u32 ifindex = skb->ifindex;
+	struct dp_globals *g;
 	struct dp_wep_key k;
 	struct iphdr ip;
+	__be16 dport;
 
 	if (dp_read_iph(skb, &ip) || bpf_map_lookup_elem(&dp_ifpol, &ifindex))
 		return 0;
 	k.addr = ip.saddr;
-	return bpf_map_lookup_elem(&dp_wep, &k) != 0;
+	if (bpf_map_lookup_elem(&dp_wep, &k))
+		return 1;
+	if (ip.protocol != IPPROTO_UDP || (ip.frag_off & bpf_htons(DP_IP_MF | DP_IP_OFFSET)))
+		return 0;
+	g = dp_globals_get();
+	if (!g || !g->vxlan_port ||
+	    bpf_skb_load_bytes(skb, ETH_HLEN + ip.ihl * 4 + offsetof(struct udphdr, dest), &dport,
+			       sizeof(dport)))
+		return 0;
+	return dport == bpf_htons(g->vxlan_port);
 }
 
 SEC("tc")
 int dp_to_hep(struct __sk_buff *skb)
 {
-	if (dp_pod_sent_unpoliced(skb))
+	if (dp_egress_done(skb))
 		return TC_ACT_OK;
 	return dp_services(skb, DP_HOOK_TO_HEP, 0);
 }
