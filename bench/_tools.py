@@ -8,6 +8,12 @@ lab namespace and dies with the lab. The one Python client here times a single
 ``connect()`` (SYN → SYN/ACK) per sample; its interpreter overhead sits outside
 the timed call, so it adds ~1 µs to every sample, the same in every
 configuration.
+
+Clients run on CPU 0 and servers on CPU 1 (``taskset``, where there are two
+CPUs or more): left to the scheduler, the two sometimes share a core and
+sometimes not, which moved single runs by several per cent; pinned, each
+has a core of its own (the softirq work of the packets it sends lands there
+too), the same in every configuration.
 """
 
 from __future__ import annotations
@@ -28,6 +34,17 @@ from pathlib import Path
 from typing import Any
 
 from dataplane.lab import Lab
+
+CLIENT_CPU = 0
+SERVER_CPU = 1
+
+
+def on_cpu(cpu: int, argv: Sequence[str]) -> list[str]:
+    """``argv`` pinned to ``cpu`` (unchanged on a one-CPU machine)."""
+    if (os.cpu_count() or 1) <= cpu or not shutil.which("taskset"):
+        return list(argv)
+    return ["taskset", "-c", str(cpu), *argv]
+
 
 NGINX_CONF = """\
 worker_processes 1;
@@ -85,7 +102,7 @@ def nginx(lab: Lab, pod: str, port: int = 80) -> Iterator[str]:
         tmp = Path(name)
         conf = tmp / "nginx.conf"
         conf.write_text(NGINX_CONF.format(tmp=tmp, address=address, port=port))
-        server = lab.spawn(pod, ["nginx", "-c", str(conf)])
+        server = lab.spawn(pod, on_cpu(SERVER_CPU, ["nginx", "-c", str(conf)]))
         try:
             deadline = time.monotonic() + 5
             while not (tmp / "nginx.pid").exists():
@@ -130,7 +147,9 @@ def wrk(
     argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency"]
     if close:
         argv += ["-H", "Connection: close"]
-    client = lab.spawn(src, [*argv, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    client = lab.spawn(
+        src, on_cpu(CLIENT_CPU, [*argv, url]), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     out, err = client.communicate(timeout=seconds + 30)
     text = out.decode()
     rate = re.search(r"Requests/sec:\s+([\d.]+)", text)
@@ -149,7 +168,7 @@ def iperf3_server(lab: Lab, host: str, address: str, port: int = IPERF3_PORT) ->
     """A one-shot ``iperf3 -s`` bound to ``address`` in ``host``."""
     server = lab.spawn(
         host,
-        ["iperf3", "-s", "-1", "-B", address, "-p", str(port)],
+        on_cpu(SERVER_CPU, ["iperf3", "-s", "-1", "-B", address, "-p", str(port)]),
         stdout=subprocess.DEVNULL,
     )
     try:
@@ -165,7 +184,7 @@ def iperf3(
     """One single-stream ``iperf3 -c`` run from ``src``; the parsed ``-J`` report."""
     client = lab.spawn(
         src,
-        ["iperf3", "-c", address, "-p", str(port), "-t", f"{seconds:g}", "-J"],
+        on_cpu(CLIENT_CPU, ["iperf3", "-c", address, "-p", str(port), "-t", f"{seconds:g}", "-J"]),
         stdout=subprocess.PIPE,
     )
     out, _ = client.communicate(timeout=seconds + 30)
@@ -243,7 +262,10 @@ def connect_latency(lab: Lab, src: str, address: str, port: int, count: int) -> 
     """
     probe = lab.spawn(
         src,
-        [sys.executable, "-I", "-S", "-c", _CONNECT_PROBE, address, str(port), str(count)],
+        on_cpu(
+            CLIENT_CPU,
+            [sys.executable, "-I", "-S", "-c", _CONNECT_PROBE, address, str(port), str(count)],
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )

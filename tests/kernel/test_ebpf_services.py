@@ -646,6 +646,36 @@ def test_attach_mode_switch_keeps_connections(cluster: Cluster, lab: Lab) -> Non
         assert status.open and status.failures == 0
 
 
+def test_kernel_without_tcx_falls_back_to_clsact(
+    cluster: Cluster, lab: Lab, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Where link_create refuses the TCX attach type (kernels before 6.6), the
+    backend attaches with clsact instead, once, with a warning; here it also
+    moves the interfaces off the links the previous run left."""
+
+    def refuse(ifindex: int, point: int, prog_fd: int, pin: object) -> None:
+        raise _libbpf.TcxUnsupportedError(f"TCX attach to ifindex {ifindex}: not supported")
+
+    node = lab.nodes["node-0"]
+    pod_if = node.pods[0].interface
+    assert len(_tcx_ids(node.netns, pod_if)) == 1
+    with monkeypatch.context() as patch:
+        patch.setattr(_libbpf, "tcx_attach", refuse)
+        _restart(cluster, "tcx")
+    assert [r for r in caplog.records if "attaching with a clsact qdisc" in r.getMessage()]
+    assert {i["attached"] for i in cluster.backends["node-0"].dump()["interfaces"]} == {"tc"}
+    assert "dp_from_wep" in _tc_filters(node.netns, pod_if)
+    assert _tcx_ids(node.netns, pod_if) == []
+    _assert_via_service(
+        lab.probe("default/pod-1-1", WEB.vip, WEB.port),
+        lab.pods["default/pod-1-1"].ip,
+        "default/pod-0-1",
+        WEB.vip,
+    )
+    _restart(cluster, "tcx")  # the kernel has TCX after all: back to links
+    assert len(_tcx_ids(node.netns, pod_if)) == 1
+
+
 def test_cleanup_removes_everything(cluster: Cluster, lab: Lab) -> None:
     pins = [b._pin_dir for b in cluster.backends.values()]
     node0 = lab.nodes["node-0"]

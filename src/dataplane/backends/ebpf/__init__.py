@@ -224,6 +224,12 @@ class EbpfBackend(Backend):
             len(svc.installed),
         )
 
+    def program_fds(self) -> Mapping[str, int]:
+        """The loaded programs' fds by name, valid until :meth:`close` (for diagnostics:
+        ``bench/ebpf_paths.py`` times them with ``BPF_PROG_TEST_RUN``)."""
+        loaded, *_ = self._require()
+        return dict(loaded.programs)
+
     def close(self) -> None:
         """Release fds; programs stay attached and maps stay pinned (restart-safe)."""
         if self._loaded is not None:

@@ -1,0 +1,206 @@
+"""What each path through the eBPF programs costs per packet, without the network's noise.
+
+Run as root (everything happens inside lab namespaces; see docs/lab.md)::
+
+    .venv/bin/python bench/ebpf_paths.py [--calls 20000] [--services 10000] [--json out.json]
+    .venv/bin/python bench/ebpf_paths.py --objects a.o,b.o   # A/B two builds of bpf/
+    .venv/bin/python bench/ebpf_paths.py --quick              # smoke run
+
+End-to-end rates (``bench/ebpf_services.py``) move by several per cent from run
+to run on a small machine, more than most single changes to the programs are
+worth. This benchmark times the programs themselves: the two-node lab of
+``ebpf_services.py`` with its services programmed, then hand-made packets of
+the connection-rate benchmark's flows (a pod on node-0 to a ClusterIP whose
+backend is on node-1, and the plain pod-to-pod flows around it) run through
+the real attached programs with ``BPF_PROG_TEST_RUN``, as if they arrived on
+the interface whose hook it is. Maps and helpers are real; a redirect only
+sets the verdict, so no packet leaves and the next path starts from the same
+state. Each path runs ``--calls`` times, one packet per call (a NAT rewrites
+its packet, so a repeated run would time another path); the median of the
+kernel's own timing is reported, with the verdict as a check.
+
+Reading the numbers: every call includes the test-run harness (about 130 to
+230 ns here, the same for every path and build), and the cache is hot (the
+same flow every call), so this ranks code paths and compares builds; what
+traffic pays includes cache misses on top (``bench/ebpf_services.py``). The
+"new flow" rows send a SYN with a fresh source port every call, so each one
+creates conntrack entries as a real connection does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import statistics
+import struct
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import ebpf_services as es
+from dataplane.backends.ebpf import _libbpf, _netns, loader
+from dataplane.lab import Lab
+
+TC_VERDICTS = {0: "ok", 2: "shot", 7: "redirect"}
+CLIENT_PORT = 40_000
+ETH = b"\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02\x08\x00"  # IPv4
+TCP_ACK, TCP_SYN = 0x10, 0x02
+
+
+def _csum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\x00"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def _ipv4(src: str, dst: str, proto: int, payload: bytes) -> bytes:
+    header = struct.pack(
+        "!BBHHHBBH4s4s",
+        0x45,
+        0,
+        20 + len(payload),
+        1,
+        0x4000,  # DF
+        64,
+        proto,
+        0,
+        ipaddress.IPv4Address(src).packed,
+        ipaddress.IPv4Address(dst).packed,
+    )
+    return ETH + header[:10] + struct.pack("!H", _csum(header)) + header[12:] + payload
+
+
+def tcp(src: str, sport: int, dst: str, dport: int, flags: int = TCP_ACK) -> bytes:
+    """An Ethernet/IPv4/TCP packet without payload, checksums right."""
+    segment = struct.pack("!HHIIBBHHH", sport, dport, 1000, 2000, 5 << 4, flags, 65000, 0, 0)
+    pseudo = (
+        ipaddress.IPv4Address(src).packed
+        + ipaddress.IPv4Address(dst).packed
+        + struct.pack("!BBH", 0, 6, len(segment))
+    )
+    segment = segment[:16] + struct.pack("!H", _csum(pseudo + segment)) + segment[18:]
+    return _ipv4(src, dst, 6, segment)
+
+
+def udp(src: str, sport: int, dst: str, dport: int, size: int = 50) -> bytes:
+    """An Ethernet/IPv4/UDP packet (checksum 0, allowed over IPv4)."""
+    return _ipv4(src, dst, 17, struct.pack("!HHHH", sport, dport, 8 + size, 0) + bytes(size))
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One path: a program of a node, the interface its hook is on, and its packets."""
+
+    label: str
+    node: str
+    program: str
+    interface: str  # in the node's namespace
+    packets: Callable[[int], bytes]  # call number -> packet
+    expect: str  # the verdict the path ends in
+
+
+def paths(lab: Lab) -> list[Hop]:
+    """The flows of the connection-rate benchmark, hop by hop, and the tunnel's packets."""
+    n0, n1 = lab.nodes["node-0"], lab.nodes["node-1"]
+    client, server = lab.pods[es.CLIENT_POD], lab.pods[es.SERVER_POD]
+    vip, port = es.target_vip(), es.HTTP_PORT
+    c, s = client.ip, server.ip
+    plain_port = CLIENT_PORT + 1
+    return [
+        Hop("pod -> ClusterIP, established (DNAT)", "node-0", "dp_from_wep",
+              client.interface, lambda _: tcp(c, CLIENT_PORT, vip, port), "redirect"),
+        Hop("its reply into the pod (reverse DNAT)", "node-0", "dp_from_hep",
+              n0.uplink, lambda _: tcp(s, port, c, CLIENT_PORT), "redirect"),
+        Hop("pod -> remote pod, leaving the pod", "node-0", "dp_from_wep",
+              client.interface, lambda _: tcp(c, plain_port, s, port), "redirect"),
+        Hop("pod -> remote pod, out of the uplink", "node-0", "dp_to_hep",
+              n0.uplink, lambda _: tcp(c, plain_port, s, port), "ok"),
+        Hop("pod -> remote pod, into the pod", "node-1", "dp_from_hep",
+              n1.uplink, lambda _: tcp(c, plain_port, s, port), "redirect"),
+        Hop("its reply, leaving the pod", "node-1", "dp_from_wep",
+              server.interface, lambda _: tcp(s, port, c, plain_port), "redirect"),
+        Hop("NodePort tunnel packet, out of the uplink", "node-0", "dp_to_hep",
+              n0.uplink, lambda _: udp(n0.ip, 49152, n1.ip, 4789), "ok"),
+        Hop("new flow: pod -> ClusterIP SYN (DNAT)", "node-0", "dp_from_wep",
+              client.interface, lambda i: tcp(c, 1024 + i % 60000, vip, port, TCP_SYN),
+              "redirect"),
+        Hop("new flow: pod -> remote pod SYN, into the pod", "node-1", "dp_from_hep",
+              n1.uplink, lambda i: tcp(c, 1024 + i % 60000, s, port, TCP_SYN), "redirect"),
+    ]  # fmt: skip
+
+
+def time_path(lab: Lab, fds: dict[str, dict[str, int]], path: Hop, calls: int) -> dict[str, object]:
+    netns = lab.nodes[path.node].netns
+    ifindex = _netns.links(netns)[path.interface]
+    fd = fds[path.node][path.program]
+    packets = [path.packets(i) for i in range(calls)]
+
+    def run() -> tuple[list[int], int]:
+        times, verdict = [], -1
+        for packet in packets:
+            result = _libbpf.prog_test_run(fd, packet, ifindex)
+            times.append(result.duration_ns)
+            verdict = result.retval
+        return times, verdict
+
+    times, verdict = _netns.run_in_netns(netns, run)
+    seen = TC_VERDICTS.get(verdict, str(verdict))
+    if seen != path.expect:
+        raise SystemExit(f"{path.label}: verdict {seen}, expected {path.expect}")
+    return {"median_ns": statistics.median(times), "p10_ns": sorted(times)[calls // 10]}
+
+
+def measure(obj: Path, services: int, calls: int) -> dict[str, dict[str, object]]:
+    """Every path with one build of the programs, in a fresh lab."""
+    loader.OBJECT = obj
+    with es.fresh_lab() as lab:
+        planes = es.program(lab, "ebpf", es.desired(lab, services)).planes
+        fds = {node: dict(plane.backend.program_fds()) for node, plane in planes.items()}
+        return {p.label: time_path(lab, fds, p, calls) for p in paths(lab)}
+
+
+def table(results: dict[str, dict[str, dict[str, object]]]) -> Iterator[str]:
+    names = list(results)
+    labels = list(next(iter(results.values())))
+    width = max(len(label) for label in labels)
+    yield f"{'path (ns per packet, median; includes the harness)':<{width}}" + "".join(
+        f"{Path(n).stem[:14]:>16}" for n in names
+    )
+    for label in labels:
+        cells = (f"{results[n][label]['median_ns']:>16.0f}" for n in names)
+        yield f"{label:<{width}}" + "".join(cells)
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--objects", help="comma-separated builds of bpf/ to compare")
+    parser.add_argument("--services", type=int, default=10_000)
+    parser.add_argument("--calls", type=int, default=20_000)
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--quick", action="store_true", help="10 services, 200 calls")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.services, args.calls = 10, 200
+    reason = es.unavailable("ebpf")
+    if reason:
+        print(f"ebpf unavailable: {reason}", file=sys.stderr)
+        return 1
+    objects = [Path(o) for o in args.objects.split(",")] if args.objects else [loader.OBJECT]
+    results = {str(o): measure(o, args.services, args.calls) for o in objects}
+    print(f"{args.services:,} services, {args.calls:,} calls per path")
+    for line in table(results):
+        print(line)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    left = es.leftovers()
+    print(f"lab namespaces left behind: {', '.join(left) or 'none'}")
+    return 1 if left else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
