@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import _tools
 import ebpf_services as es
 from dataplane.backends.ebpf import _libbpf, _netns, loader
 from dataplane.lab import Lab
@@ -47,6 +48,7 @@ TC_VERDICTS = {0: "ok", 2: "shot", 7: "redirect"}
 CLIENT_PORT = 40_000
 ETH = b"\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02\x08\x00"  # IPv4
 TCP_ACK, TCP_SYN = 0x10, 0x02
+VXLAN_PORT = 4789  # the backend's default ebpf_vxlan_port
 
 
 def _csum(data: bytes) -> int:
@@ -87,9 +89,14 @@ def tcp(src: str, sport: int, dst: str, dport: int, flags: int = TCP_ACK) -> byt
     return _ipv4(src, dst, 6, segment)
 
 
-def udp(src: str, sport: int, dst: str, dport: int, size: int = 50) -> bytes:
+def udp(src: str, sport: int, dst: str, dport: int, payload: bytes = bytes(50)) -> bytes:
     """An Ethernet/IPv4/UDP packet (checksum 0, allowed over IPv4)."""
-    return _ipv4(src, dst, 17, struct.pack("!HHHH", sport, dport, 8 + size, 0) + bytes(size))
+    return _ipv4(src, dst, 17, struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload)
+
+
+def vxlan(src: str, dst: str, vni: int, inner: bytes) -> bytes:
+    """``inner`` (an Ethernet frame) in VXLAN from node ``src`` to node ``dst``."""
+    return udp(src, 49152, dst, VXLAN_PORT, struct.pack("!II", 0x08000000, vni << 8) + inner)
 
 
 @dataclass(frozen=True)
@@ -111,6 +118,9 @@ def paths(lab: Lab) -> list[Hop]:
     vip, port = es.target_vip(), es.HTTP_PORT
     c, s = client.ip, server.ip
     plain_port = CLIENT_PORT + 1
+    external, iperf = lab.clients[es.EXTERNAL].ip, lab.pods[es.IPERF_POD].ip
+    to_node_port = tcp(external, CLIENT_PORT, n0.ip, es.NODE_PORT)
+    tunnelled = tcp(external, CLIENT_PORT, iperf, _tools.IPERF3_PORT)
     return [
         Hop("pod -> ClusterIP, established (DNAT)", "node-0", "dp_from_wep",
               client.interface, lambda _: tcp(c, CLIENT_PORT, vip, port), "redirect"),
@@ -124,8 +134,12 @@ def paths(lab: Lab) -> list[Hop]:
               n1.uplink, lambda _: tcp(c, plain_port, s, port), "redirect"),
         Hop("its reply, leaving the pod", "node-1", "dp_from_wep",
               server.interface, lambda _: tcp(s, port, c, plain_port), "redirect"),
+        Hop("client -> NodePort, DNAT + VXLAN to node-1", "node-0", "dp_from_hep",
+              n0.uplink, lambda _: to_node_port, "redirect"),
         Hop("NodePort tunnel packet, out of the uplink", "node-0", "dp_to_hep",
-              n0.uplink, lambda _: udp(n0.ip, 49152, n1.ip, 4789), "ok"),
+              n0.uplink, lambda _: vxlan(n0.ip, n1.ip, es.NODE_PORT, tunnelled), "ok"),
+        Hop("NodePort tunnel packet, decapsulated into the pod", "node-1", "dp_from_hep",
+              n1.uplink, lambda _: vxlan(n0.ip, n1.ip, es.NODE_PORT, tunnelled), "redirect"),
         Hop("new flow: pod -> ClusterIP SYN (DNAT)", "node-0", "dp_from_wep",
               client.interface, lambda i: tcp(c, 1024 + i % 60000, vip, port, TCP_SYN),
               "redirect"),
