@@ -46,6 +46,7 @@ bench: setup bpf
 	$(PY) bench/lab.py
 	$(PY) bench/iptables_dispatch.py
 	$(PY) bench/ebpf_services.py
+	$(PY) bench/ebpf_paths.py
 	$(PY) bench/ebpf_policy.py
 
 clean:
