@@ -676,6 +676,26 @@ def test_kernel_without_tcx_falls_back_to_clsact(
     assert len(_tcx_ids(node.netns, pod_if)) == 1
 
 
+def test_cleanup_of_clsact_attachments(cluster: Cluster, lab: Lab) -> None:
+    """cleanup() of an instance attached with ``ebpf_attach="tc"`` removes its
+    filters and the qdiscs it created (the TCX case is the test below)."""
+    node = lab.nodes["node-0"]
+    pod_if = node.pods[0].interface
+    _restart(cluster, "tc")
+    assert "dp_from_wep" in _tc_filters(node.netns, pod_if)
+    cluster.backends["node-0"].cleanup()
+    for ifname in ("eth0", pod_if):
+        assert "dp_from" not in _tc_filters(node.netns, ifname)
+        qdiscs = subprocess.run(
+            ["tc", "-n", node.netns, "qdisc", "show", "dev", ifname],
+            capture_output=True,
+            text=True,
+        ).stdout
+        assert "clsact" not in qdiscs
+    assert not cluster.backends["node-0"]._pin_dir.exists()
+    _restart(cluster, "tcx")
+
+
 def test_cleanup_removes_everything(cluster: Cluster, lab: Lab) -> None:
     pins = [b._pin_dir for b in cluster.backends.values()]
     node0 = lab.nodes["node-0"]

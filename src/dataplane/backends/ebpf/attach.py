@@ -182,16 +182,16 @@ class Attacher:
         for point in (INGRESS, EGRESS):
             if point not in points:
                 _libbpf.tcx_detach(link_pin(self._link_dir, ifindex, point))
-        if old is not None and not old.flags & ifstate.F_TCX:
+        if old is not None and _has_filters(old.flags):
             _detach_tc(ifindex, old)  # moving from clsact: its filters go now
-            self._record(ifindex, want, flags & ~ifstate.F_OWN_QDISC)
+            self._record(ifindex, want, flags & ~(ifstate.F_TC | ifstate.F_OWN_QDISC))
 
     def _attach_tc(self, ifindex: int, want: Want, old: ifstate.IfState | None) -> None:
-        flags = old.flags if old is not None else 0
+        flags = (old.flags if old is not None else 0) | ifstate.F_TC
         if _libbpf.tc_ensure_clsact(ifindex):
             flags |= ifstate.F_OWN_QDISC
         self._record(ifindex, want, flags)
-        if old is not None and old.kind != want.kind:
+        if old is not None and old.kind != want.kind and _has_filters(old.flags):
             _detach_filters(ifindex, old)
         for point, program in PROGRAMS[want.kind]:
             _libbpf.tc_attach(ifindex, point, self._programs[program], self._priority)
@@ -203,6 +203,12 @@ class Attacher:
         self._records.update(
             U32(ifindex), ifstate.IfState(want.name.encode(), want.kind, flags, self._priority)
         )
+
+
+def _has_filters(flags: int) -> bool:
+    """Whether a record's interface may carry TC filters: attached that way, or by a
+    version from before TCX (whose records have neither flag)."""
+    return bool(flags & ifstate.F_TC or not flags & ifstate.F_TCX)
 
 
 def _detach_filters(ifindex: int, record: ifstate.IfState) -> None:
@@ -226,11 +232,11 @@ def _detach(ifindex: int, record: ifstate.IfState, link_dir: Path, present: bool
 
     Links are removed in any case (a link whose interface is gone is defunct
     but pinned); TC filters where the interface still is (a record caught
-    half way between the two ways may have both).
+    half way between the two ways has both flags).
     """
     if record.flags & ifstate.F_TCX:
         _detach_tcx(ifindex, link_dir)
-    if present:
+    if present and _has_filters(record.flags):
         _detach_tc(ifindex, record)
 
 

@@ -23,6 +23,7 @@ KIND_NAMES = {KIND_WORKLOAD: "workload", KIND_HOST: "host", KIND_TUNNEL: "tunnel
 
 F_OWN_QDISC = 1 << 0  # this instance created the interface's clsact qdisc
 F_TCX = 1 << 1  # attached through pinned TCX links (see attach.link_pin)
+F_TC = 1 << 2  # attached through clsact filters (records from before TCX have neither flag)
 
 
 class IfState(ctypes.Structure):
