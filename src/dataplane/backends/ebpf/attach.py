@@ -4,8 +4,8 @@ Two ways to attach, chosen by the ``ebpf_attach`` option:
 
 * ``"tcx"`` (the default, kernel >= 6.6): one TCX link per hook, pinned under
   the instance's pin directory (``links/<ifindex>-<in|out>``). No qdisc, no
-  filter priorities shared with other TC users, and the kernel's cheaper
-  dispatch (no classifier layer). A restarted agent swaps its programs into
+  filter priorities shared with other TC users, no classifier layer between
+  the hook and the program. A restarted agent swaps its programs into
   the pinned links atomically (``BPF_LINK_UPDATE``). Where the kernel has no
   TCX, the backend falls back to clsact, once, with a warning.
 * ``"tc"``: a clsact qdisc plus one direct-action ``bpf`` filter per hook at
@@ -171,7 +171,9 @@ class Attacher:
         self._mine[ifindex] = want
 
     def _attach_tcx(self, ifindex: int, want: Want, old: ifstate.IfState | None) -> None:
-        flags = (old.flags if old is not None else 0) | ifstate.F_TCX
+        flags = ifstate.F_TCX
+        if old is not None:
+            flags |= old.flags | (ifstate.F_TC if _has_filters(old.flags) else 0)
         # Record first: if attaching fails half way, cleanup still finds it.
         self._record(ifindex, want, flags)
         points = {point for point, _ in PROGRAMS[want.kind]}
