@@ -2,7 +2,7 @@
 
 Run as root (everything happens inside lab namespaces; see docs/lab.md)::
 
-    .venv/bin/python bench/ebpf_paths.py [--calls 20000] [--services 10000] [--json out.json]
+    .venv/bin/python bench/ebpf_paths.py [--calls 20000] [--rounds 5] [--json out.json]
     .venv/bin/python bench/ebpf_paths.py --objects a.o,b.o   # A/B two builds of bpf/
     .venv/bin/python bench/ebpf_paths.py --quick              # smoke run
 
@@ -16,11 +16,15 @@ the real attached programs with ``BPF_PROG_TEST_RUN``, as if they arrived on
 the interface whose hook it is. Maps and helpers are real; a redirect only
 sets the verdict, so no packet leaves and the next path starts from the same
 state. Each path runs ``--calls`` times, one packet per call (a NAT rewrites
-its packet, so a repeated run would time another path); the median of the
-kernel's own timing is reported, with the verdict as a check.
+its packet, so a repeated run would time another path), in ``--rounds``
+rounds; the median of the kernel's own timing per round, then the median of
+the rounds, is reported, with the verdict as a check. With ``--objects``,
+each build gets a lab of its own, all stay up, and the builds alternate
+within every round, measured from one pinned CPU, so drift and placement
+fall on all of them alike.
 
-Reading the numbers: every call includes the test-run harness (about 130 to
-230 ns here, the same for every path and build), and the cache is hot (the
+Reading the numbers: every call includes the test-run harness (about 100 to
+150 ns here, the same for every path and build), and the cache is hot (the
 same flow every call), so this ranks code paths and compares builds; what
 traffic pays includes cache misses on top (``bench/ebpf_services.py``). The
 "new flow" rows send a SYN with a fresh source port every call, so each one
@@ -32,10 +36,12 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import os
 import statistics
 import struct
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +55,7 @@ CLIENT_PORT = 40_000
 ETH = b"\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02\x08\x00"  # IPv4
 TCP_ACK, TCP_SYN = 0x10, 0x02
 VXLAN_PORT = 4789  # the backend's default ebpf_vxlan_port
+MEASURE_CPU = (os.cpu_count() or 1) - 1
 
 
 def _csum(data: bytes) -> int:
@@ -148,13 +155,34 @@ def paths(lab: Lab) -> list[Hop]:
     ]  # fmt: skip
 
 
-def time_path(lab: Lab, fds: dict[str, dict[str, int]], path: Hop, calls: int) -> dict[str, object]:
-    netns = lab.nodes[path.node].netns
-    ifindex = _netns.links(netns)[path.interface]
-    fd = fds[path.node][path.program]
-    packets = [path.packets(i) for i in range(calls)]
+@dataclass
+class Build:
+    """One build of the programs, loaded in a lab of its own that stays up for the run."""
+
+    obj: Path
+    lab: Lab
+    fds: dict[str, dict[str, int]]  # node -> program -> fd
+    hops: list[Hop]
+    times: dict[str, list[float]]  # hop label -> median of each round
+
+
+def start(stack: ExitStack, obj: Path, services: int) -> Build:
+    loader.OBJECT = obj
+    lab = stack.enter_context(es.fresh_lab())
+    planes = es.program(lab, "ebpf", es.desired(lab, services)).planes
+    fds = {node: dict(plane.backend.program_fds()) for node, plane in planes.items()}
+    return Build(obj, lab, fds, paths(lab), {})
+
+
+def time_hop(build: Build, hop: Hop, calls: range) -> None:
+    """One round of ``hop``: its median goes to ``build.times``."""
+    netns = build.lab.nodes[hop.node].netns
+    ifindex = _netns.links(netns)[hop.interface]
+    fd = build.fds[hop.node][hop.program]
+    packets = [hop.packets(i) for i in calls]
 
     def run() -> tuple[list[int], int]:
+        os.sched_setaffinity(0, {MEASURE_CPU})  # this thread only: one core's caches
         times, verdict = [], -1
         for packet in packets:
             result = _libbpf.prog_test_run(fd, packet, ifindex)
@@ -164,29 +192,31 @@ def time_path(lab: Lab, fds: dict[str, dict[str, int]], path: Hop, calls: int) -
 
     times, verdict = _netns.run_in_netns(netns, run)
     seen = TC_VERDICTS.get(verdict, str(verdict))
-    if seen != path.expect:
-        raise SystemExit(f"{path.label}: verdict {seen}, expected {path.expect}")
-    return {"median_ns": statistics.median(times), "p10_ns": sorted(times)[calls // 10]}
+    if seen != hop.expect:
+        raise SystemExit(f"{hop.label}: verdict {seen}, expected {hop.expect}")
+    build.times.setdefault(hop.label, []).append(statistics.median(times))
 
 
-def measure(obj: Path, services: int, calls: int) -> dict[str, dict[str, object]]:
-    """Every path with one build of the programs, in a fresh lab."""
-    loader.OBJECT = obj
-    with es.fresh_lab() as lab:
-        planes = es.program(lab, "ebpf", es.desired(lab, services)).planes
-        fds = {node: dict(plane.backend.program_fds()) for node, plane in planes.items()}
-        return {p.label: time_path(lab, fds, p, calls) for p in paths(lab)}
+def measure(objects: Sequence[Path], services: int, calls: int, rounds: int) -> list[Build]:
+    """Every hop of every build, round after round, builds alternating within a round."""
+    with ExitStack() as stack:
+        builds = [start(stack, obj, services) for obj in objects]
+        per_round = calls // rounds
+        for r in range(rounds):
+            for index in range(len(builds[0].hops)):
+                for build in builds[r % len(builds) :] + builds[: r % len(builds)]:
+                    time_hop(build, build.hops[index], range(r * per_round, (r + 1) * per_round))
+        return builds
 
 
-def table(results: dict[str, dict[str, dict[str, object]]]) -> Iterator[str]:
-    names = list(results)
-    labels = list(next(iter(results.values())))
+def table(builds: Sequence[Build]) -> Iterator[str]:
+    labels = [hop.label for hop in builds[0].hops]
     width = max(len(label) for label in labels)
-    yield f"{'path (ns per packet, median; includes the harness)':<{width}}" + "".join(
-        f"{Path(n).stem[:14]:>16}" for n in names
+    yield f"{'path (ns per packet: median of round medians)':<{width}}" + "".join(
+        f"{b.obj.stem[:14]:>16}" for b in builds
     )
     for label in labels:
-        cells = (f"{results[n][label]['median_ns']:>16.0f}" for n in names)
+        cells = (f"{statistics.median(b.times[label]):>16.0f}" for b in builds)
         yield f"{label:<{width}}" + "".join(cells)
 
 
@@ -194,23 +224,24 @@ def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--objects", help="comma-separated builds of bpf/ to compare")
     parser.add_argument("--services", type=int, default=10_000)
-    parser.add_argument("--calls", type=int, default=20_000)
+    parser.add_argument("--calls", type=int, default=20_000, help="per path and build")
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--quick", action="store_true", help="10 services, 200 calls")
     args = parser.parse_args(argv)
     if args.quick:
-        args.services, args.calls = 10, 200
+        args.services, args.calls, args.rounds = 10, 200, 2
     reason = es.unavailable("ebpf")
     if reason:
         print(f"ebpf unavailable: {reason}", file=sys.stderr)
         return 1
     objects = [Path(o) for o in args.objects.split(",")] if args.objects else [loader.OBJECT]
-    results = {str(o): measure(o, args.services, args.calls) for o in objects}
-    print(f"{args.services:,} services, {args.calls:,} calls per path")
-    for line in table(results):
+    builds = measure(objects, args.services, args.calls, args.rounds)
+    print(f"{args.services:,} services, {args.calls:,} calls per path in {args.rounds} rounds")
+    for line in table(builds):
         print(line)
     if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
+        args.json.write_text(json.dumps({str(b.obj): b.times for b in builds}, indent=1))
     left = es.leftovers()
     print(f"lab namespaces left behind: {', '.join(left) or 'none'}")
     return 1 if left else 0
