@@ -481,7 +481,10 @@ __attribute__((noinline)) int dp_policy_at(struct __sk_buff *skb, __u32 hook, __
 	now = bpf_ktime_get_coarse_ns();
 	swapped = dp_pct_key_of(&f, &key);
 	ct = bpf_map_lookup_elem(&dp_pct, &key);
-	if (!ct && !dp_hook_is_ingress(hook) && dp_untranslate(&f) == 0) {
+	/* A packet redirected into a pod (ifindex is not its own) comes with
+	 * its flow as policy judges it: nothing to untranslate. */
+	if (!ct && !dp_hook_is_ingress(hook) && ifindex == skb->ifindex &&
+	    dp_untranslate(&f) == 0) {
 		swapped = dp_pct_key_of(&f, &key);
 		ct = bpf_map_lookup_elem(&dp_pct, &key);
 	}
