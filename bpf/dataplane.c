@@ -450,7 +450,8 @@ static __always_inline int dp_services(struct __sk_buff *skb, __u32 hook,
 		untracked = dp_untracked_pkt(skb, hook, &p);
 	if (untracked == DP_V_DENY)
 		return TC_ACT_SHOT;
-	skb->cb[DP_CB_EARLY] = untracked == DP_V_ALLOW ? DP_PCT_EARLY_UNTRACKED : 0;
+	skb->cb[DP_CB_EARLY] = (untracked == DP_V_ALLOW ? DP_PCT_EARLY_UNTRACKED : 0) |
+			       (host_policy ? 0 : DP_CB_HOST_UNPOLICED);
 
 	dp_ct_key_of(&p, &key);
 	ct = bpf_map_lookup_elem(&dp_ct, &key);

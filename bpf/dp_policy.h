@@ -49,6 +49,10 @@
  * it, so that interface's normal ingress policy is skipped.  Set for every
  * packet there before policy runs (cb is not zeroed for us). */
 #define DP_CB_EARLY 4
+/* Also in skb->cb[DP_CB_EARLY]: the packet's host interface has no policy
+ * (dp_services looked), so policy at its host hook has nothing to check. */
+#define DP_CB_HOST_UNPOLICED (1U << 7)
+#define DP_CB_EARLY_MASK (DP_PCT_EARLY_UNTRACKED | DP_PCT_EARLY_PRE_DNAT)
 
 static __always_inline int dp_hook_is_ingress(__u32 hook)
 {
@@ -516,7 +520,8 @@ __attribute__((noinline)) int dp_policy_at(struct __sk_buff *skb, __u32 hook, __
 		/* An explicit doNotTrack/preDNAT allow skips the normal check. */
 		early = ct ? ct->early : 0;
 		if (hook == DP_HOOK_FROM_HEP) /* this packet's doNotTrack verdict is current */
-			early = (early & DP_PCT_EARLY_PRE_DNAT) | skb->cb[DP_CB_EARLY];
+			early = (early & DP_PCT_EARLY_PRE_DNAT) |
+				(skb->cb[DP_CB_EARLY] & DP_CB_EARLY_MASK);
 	}
 	v = early ? DP_V_ALLOW : dp_check(ifp, in, &f);
 
@@ -562,6 +567,9 @@ drop:
 static __always_inline int dp_policy_flow(struct __sk_buff *skb, __u32 hook,
 					  const struct dp_flow *f)
 {
+	if ((hook == DP_HOOK_FROM_HEP || hook == DP_HOOK_TO_HEP) &&
+	    (skb->cb[DP_CB_EARLY] & DP_CB_HOST_UNPOLICED))
+		return TC_ACT_OK;
 	return dp_policy_at(skb, hook, skb->ifindex, f);
 }
 
