@@ -57,6 +57,7 @@ struct dp_fe_key {
 #define DP_FE_F_SRC_RANGES (1U << 1)     /* source must match dp_srcrange */
 #define DP_FE_F_DROP_IF_EMPTY (1U << 2)  /* count == 0: drop instead of reject */
 #define DP_FE_F_HAIRPIN (1U << 3)        /* client == backend: SNAT to the vip */
+#define DP_FE_F_BY_CLASS (1U << 4)       /* ANY entry: POD or HOST entries exist too */
 
 struct dp_fe_value {
 	__u32 route_id;        /* backends are dp_be[route_id, 0..count) */

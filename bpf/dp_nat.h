@@ -35,10 +35,12 @@ static __always_inline struct dp_fe_value *dp_fe_lookup(const struct dp_pkt *p)
 	struct dp_fe_value *fe, *special;
 	__u8 cls;
 
-	/* Every frontend has an ANY entry: one lookup rejects non-service traffic. */
+	/* Every frontend has an ANY entry: one lookup rejects non-service
+	 * traffic, and most frontends route every source class alike, which
+	 * spares them classifying the source (an LPM lookup) and a second one. */
 	fe = bpf_map_lookup_elem(&dp_fe, &k);
-	if (!fe)
-		return 0;
+	if (!fe || !(fe->flags & DP_FE_F_BY_CLASS))
+		return fe;
 	cls = dp_classify(p->saddr);
 	if (cls == DP_CLASS_ANY)
 		return fe;

@@ -102,6 +102,9 @@ def translate(
             rspec = _route(fe, route, ranges, nodes, warnings)
             if rspec != default_spec:
                 routes.append((cls, rspec))
+    if len(routes) > 1:
+        by_class = attrs.evolve(default_spec, flags=default_spec.flags | fe_map.F_BY_CLASS)
+        routes[0] = (fe_map.CLASS_ANY, by_class)
     return FrontendSpec(tuple(routes), ranges)
 
 

@@ -103,6 +103,7 @@ def test_class_entries_only_where_the_route_differs() -> None:
         ir.Route(ir.SourceClass.ANY, (b("10.100.0.2"),), True),
     )
     assert [c for c, _ in spec(same).routes] == [fe_map.CLASS_ANY]
+    assert not spec(same).routes[0][1].flags & fe_map.F_BY_CLASS  # no class lookups
     local = frontend(
         ir.Route(ir.SourceClass.POD, (b("10.100.0.2"), b("10.100.1.2", False)), False),
         ir.Route(ir.SourceClass.ANY, (b("10.100.0.2"),), False, ir.NoEndpoints.DROP),
@@ -110,6 +111,8 @@ def test_class_entries_only_where_the_route_differs() -> None:
     routes = dict(spec(local).routes)
     assert set(routes) == {fe_map.CLASS_ANY, fe_map.CLASS_POD}  # HOST falls to ANY
     assert routes[fe_map.CLASS_ANY].flags & fe_map.F_DROP_IF_EMPTY
+    assert routes[fe_map.CLASS_ANY].flags & fe_map.F_BY_CLASS  # the datapath looks for POD
+    assert not routes[fe_map.CLASS_POD].flags & fe_map.F_BY_CLASS
     assert routes[fe_map.CLASS_POD].backends[1].node_addr == IP("10.99.0.12")
 
 

@@ -7,8 +7,9 @@ C layout (``bpf/dp_maps.h``)::
                          __u32 affinity_timeout; __u32 flags; };
 
 Every frontend has an entry for class ANY; POD and HOST entries exist only
-where calc gave that class a different route, so the datapath's common case
-is one lookup.
+where calc gave that class a different route, and then the ANY entry says
+so (``F_BY_CLASS``): the datapath's common case is one lookup, without
+classifying the source.
 """
 
 from __future__ import annotations
@@ -26,11 +27,13 @@ F_AFFINITY = 1 << 0
 F_SRC_RANGES = 1 << 1
 F_DROP_IF_EMPTY = 1 << 2
 F_HAIRPIN = 1 << 3
+F_BY_CLASS = 1 << 4  # on the ANY entry: POD or HOST entries exist too (else none is looked up)
 FLAG_NAMES = {
     F_AFFINITY: "affinity",
     F_SRC_RANGES: "source-ranges",
     F_DROP_IF_EMPTY: "drop-if-empty",
     F_HAIRPIN: "hairpin",
+    F_BY_CLASS: "by-class",
 }
 
 
