@@ -414,26 +414,29 @@ __attribute__((noinline)) int dp_pre_dnat_pkt(struct __sk_buff *skb, const struc
 	return dp_pre_dnat(skb, &f);
 }
 
-/* Whether the host interface of a host hook has policy.  Not inlined: its
+/* Whether the host interface a packet is on has policy.  Not inlined: its
  * key stays off the frame the service code runs from. */
-__attribute__((noinline)) int dp_has_host_policy(struct __sk_buff *skb, __u32 hook)
+__attribute__((noinline)) int dp_has_host_policy(struct __sk_buff *skb)
 {
 	__u32 ifindex;
 
-	if (!skb || (hook != DP_HOOK_FROM_HEP && hook != DP_HOOK_TO_HEP))
+	if (!skb)
 		return 0;
 	ifindex = skb->ifindex;
 	return bpf_map_lookup_elem(&dp_ifpol, &ifindex) != 0;
 }
 
+/* ``host_policy``: at a host hook, whether its interface has policy (0 at
+ * the other hooks); doNotTrack and preDNAT policy exist only there, and
+ * policy at that hook returns at once without (DP_CB_HOST_UNPOLICED). */
 static __always_inline int dp_services(struct __sk_buff *skb, __u32 hook,
-				       int decapped)
+				       int decapped, int host_policy)
 {
 	struct dp_ct_key key = {};
 	struct dp_ct_value *ct;
 	struct dp_globals *g;
 	struct dp_pkt p = {};
-	int untracked = DP_V_NONE, host_policy;
+	int untracked = DP_V_NONE;
 	__u64 now;
 
 	if (dp_parse(skb, &p))
@@ -443,9 +446,6 @@ static __always_inline int dp_services(struct __sk_buff *skb, __u32 hook,
 		return TC_ACT_OK;
 	if (hook == DP_HOOK_FROM_TUN)
 		dp_clamp_syn(skb, &p, g); /* the backend node's MTU may be the smaller */
-	/* doNotTrack and preDNAT policy exist only on host interfaces with
-	 * policy: one lookup spares the rest of the traffic both calls. */
-	host_policy = dp_has_host_policy(skb, hook);
 	if (host_policy)
 		untracked = dp_untracked_pkt(skb, hook, &p);
 	if (untracked == DP_V_DENY)
@@ -480,7 +480,7 @@ static __always_inline int dp_services(struct __sk_buff *skb, __u32 hook,
 SEC("tc")
 int dp_from_wep(struct __sk_buff *skb)
 {
-	return dp_services(skb, DP_HOOK_FROM_WEP, 0);
+	return dp_services(skb, DP_HOOK_FROM_WEP, 0, 0);
 }
 
 SEC("tc")
@@ -496,8 +496,8 @@ int dp_from_hep(struct __sk_buff *skb)
 {
 	/* A packet the programs decapsulated continues as if from the VXLAN device. */
 	if (dp_decap(skb) > 0)
-		return dp_services(skb, DP_HOOK_FROM_TUN, 1);
-	return dp_services(skb, DP_HOOK_FROM_HEP, 0);
+		return dp_services(skb, DP_HOOK_FROM_TUN, 1, 0);
+	return dp_services(skb, DP_HOOK_FROM_HEP, 0, dp_has_host_policy(skb));
 }
 
 /* A packet leaving through a host interface without host endpoint policy
@@ -515,6 +515,8 @@ static __always_inline int dp_egress_done(struct __sk_buff *skb)
 	struct iphdr ip;
 	__be16 dport;
 
+	/* Looked up inline here (the common exit); dp_services, the rarer
+	 * path, asks dp_has_host_policy again. */
 	if (dp_read_iph(skb, &ip) || bpf_map_lookup_elem(&dp_ifpol, &ifindex))
 		return 0;
 	k.addr = ip.saddr;
@@ -535,13 +537,13 @@ int dp_to_hep(struct __sk_buff *skb)
 {
 	if (dp_egress_done(skb))
 		return TC_ACT_OK;
-	return dp_services(skb, DP_HOOK_TO_HEP, 0);
+	return dp_services(skb, DP_HOOK_TO_HEP, 0, dp_has_host_policy(skb));
 }
 
 SEC("tc")
 int dp_from_tun(struct __sk_buff *skb)
 {
-	return dp_services(skb, DP_HOOK_FROM_TUN, 0);
+	return dp_services(skb, DP_HOOK_FROM_TUN, 0, 0);
 }
 
 char LICENSE[] SEC("license") = "Apache-2.0";
