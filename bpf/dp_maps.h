@@ -187,11 +187,14 @@ struct dp_wep_value {
 };
 
 /* dp_route: other nodes' pod CIDRs -> the host interface the kernel routes
- * them out of (LPM trie, written by the agent from the routing table), so a
- * packet from a pod to a pod elsewhere leaves without a pass through the
- * host's routing and netfilter.  No entry: the stack routes it. */
+ * them out of and the gateway its route names (LPM trie, written by the agent
+ * from the routing table), so a packet from a pod to a pod elsewhere leaves
+ * without a pass through the host's routing and netfilter, and, given the
+ * gateway, without a route lookup in bpf_redirect_neigh().  No entry: the
+ * stack routes it. */
 struct dp_route_value {
 	__u32 ifindex;
+	__be32 nexthop; /* the route's gateway; 0: on-link, the kernel looks it up per packet */
 };
 
 /* dp_ifstate: hash ifindex -> what the agent attached there.  Only the agent

@@ -23,6 +23,9 @@
 
 #include "dp_maps.h"
 
+#ifndef AF_INET
+#define AF_INET 2 /* <sys/socket.h>'s, which a BPF build does not include */
+#endif
 #define DP_IP_DF 0x4000
 #define DP_IP_MF 0x2000
 #define DP_IP_OFFSET 0x1fff

@@ -6,7 +6,9 @@ network namespace, removed by fixtures even when a test fails.
 
 from __future__ import annotations
 
+import ctypes
 import ipaddress
+import json
 import secrets
 import shutil
 import subprocess
@@ -16,7 +18,14 @@ from pathlib import Path
 import pytest
 
 from dataplane.backends.ebpf import EbpfBackend, loader
-from dataplane.backends.ebpf.maps import affinity, conntrack, counters, frontend, source_class
+from dataplane.backends.ebpf.maps import (
+    affinity,
+    conntrack,
+    counters,
+    frontend,
+    route,
+    source_class,
+)
 from dataplane.backends.ebpf.maps._map import U32, pack_addr
 from dataplane.engine.config import DataplaneConfig
 from dataplane.errors import BackendError
@@ -87,28 +96,41 @@ def test_maps_round_trip_and_survive_reload(pin_dir: Path) -> None:
         again.close()
 
 
-def test_incompatible_pinned_map_is_an_error(pin_dir: Path) -> None:
+def _pin_old_map(path: Path, kind: str, key: int, value: int, flags: int = 0) -> None:
+    """A map as an older version would have pinned it: same name, other sizes."""
     subprocess.run(
         [
-            "bpftool",
-            "map",
-            "create",
-            str(pin_dir / "dp_fe"),
-            "type",
-            "hash",
-            "key",
-            "4",
-            "value",
-            "4",
-            "entries",
-            "16",
-            "name",
-            "dp_fe",
+            *("bpftool", "map", "create", str(path), "type", kind, "key", str(key)),
+            *("value", str(value), "entries", "16", "name", path.name, "flags", str(flags)),
         ],
         check=True,
     )
+
+
+def test_incompatible_pinned_map_is_an_error(pin_dir: Path) -> None:
+    _pin_old_map(pin_dir / "dp_fe", "hash", 4, 4)
     with pytest.raises(BackendError, match="run cleanup"):
         loader.load(pin_dir, {}, conntrack.Timeouts())
+
+
+def test_incompatible_pinned_map_rebuilt_at_sync_is_replaced(pin_dir: Path) -> None:
+    """dp_route is rewritten at every full sync: an old layout's pin gives way."""
+    _pin_old_map(pin_dir / "dp_route", "lpm_trie", 8, 4, flags=1)  # BPF_F_NO_PREALLOC
+    loaded = loader.load(pin_dir, {}, conntrack.Timeouts())
+    try:
+        routes = loaded.map(route.SPEC)
+        key = source_class.make_key(ipaddress.ip_network("10.100.1.0/24"))
+        routes.update(key, route.RouteValue(2, pack_addr("10.99.0.12")))
+        assert routes.lookup(key) is not None
+    finally:
+        loaded.close()
+    out = subprocess.run(
+        ["bpftool", "-j", "map", "show", "pinned", str(pin_dir / "dp_route")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert json.loads(out)["bytes_value"] == ctypes.sizeof(route.RouteValue)
 
 
 def test_backend_start_and_cleanup_in_a_throwaway_namespace(netns: str) -> None:

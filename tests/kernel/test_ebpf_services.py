@@ -265,11 +265,14 @@ def test_client_ip_affinity_sticks(cluster: Cluster, lab: Lab) -> None:
 def test_pod_to_pod_elsewhere_is_forwarded_by_the_programs_with_ttl(
     cluster: Cluster, lab: Lab
 ) -> None:
-    """dp_route holds the other node's pod CIDR on the uplink; a pod's packets to a pod
-    there are redirected by the programs on both nodes (no host routing), and arrive
-    with the TTL two forwarding hops leave (64 - 2), as through the stack."""
+    """dp_route holds the other node's pod CIDR on the uplink, via that node (the
+    route's gateway); a pod's packets to a pod there are redirected by the programs
+    on both nodes (no host routing), and arrive with the TTL two forwarding hops
+    leave (64 - 2), as through the stack."""
     uplink = _ifindex(lab, "node-0", "eth0")
-    assert cluster.backends["node-0"].dump()["pod_routes"] == {lab.nodes["node-1"].pod_cidr: uplink}
+    assert cluster.backends["node-0"].dump()["pod_routes"] == {
+        lab.nodes["node-1"].pod_cidr: {"ifindex": uplink, "via": lab.nodes["node-1"].ip}
+    }
     with lab.capture("default/pod-1-0", proto="tcp", port=8080) as capture:
         assert lab.probe("default/pod-0-0", lab.pods["default/pod-1-0"].ip, 8080).connected
     arrived = [p for p in capture.packets if not p.outgoing]

@@ -263,8 +263,8 @@ class EbpfBackend(Backend):
         links = _netns.links(self._netns)
         hosts = [links[n] for n in attach.host_interfaces(ir, links, self._tunnel)]
         probes = nodestate.route_probes(ir)
-        found = _netns.route_interfaces(self._netns, [str(a) for a in probes.values()])
-        out = {ipaddress.IPv4Address(a): i for a, i in found.items()}
+        found = _netns.routes_out(self._netns, [str(a) for a in probes.values()])
+        out = {ipaddress.IPv4Address(a): r for a, r in found.items()}
         nodestate.sync_prefixes(loaded.map(route.SPEC), nodestate.pod_routes(probes, out, hosts))
 
     def apply(self, delta: IRDelta) -> None:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
 
+import attrs
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
@@ -99,11 +100,20 @@ def mtus(netns: str | None) -> dict[str, int]:
     return run_in_netns(netns, query)
 
 
-def route_interfaces(netns: str | None, addrs: Iterable[str]) -> dict[str, int]:
-    """Address → the interface the namespace's routing table sends it out of
-    (addresses without a route are left out)."""
+@attrs.frozen
+class RouteOut:
+    """Where the routing table sends an address: out of ``ifindex``, via
+    ``gateway`` (``None``: on-link, the address itself is the next hop)."""
 
-    def query() -> dict[str, int]:
+    ifindex: int
+    gateway: str | None
+
+
+def routes_out(netns: str | None, addrs: Iterable[str]) -> dict[str, RouteOut]:
+    """Address → where the namespace's routing table sends it (addresses
+    without a route are left out)."""
+
+    def query() -> dict[str, RouteOut]:
         out = {}
         with IPRoute() as ipr:
             for addr in addrs:
@@ -113,7 +123,7 @@ def route_interfaces(netns: str | None, addrs: Iterable[str]) -> dict[str, int]:
                     continue
                 oif = found[0].get("RTA_OIF") if found else None
                 if oif:
-                    out[addr] = int(oif)
+                    out[addr] = RouteOut(int(oif), found[0].get("RTA_GATEWAY"))
         return out
 
     return run_in_netns(netns, query)

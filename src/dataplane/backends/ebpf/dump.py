@@ -97,7 +97,7 @@ def dump(loaded: Loaded, now_ns: int) -> dict[str, Any]:
             str(unpack_addr(k.addr)): v.ifindex for k, v in loaded.map(node.WORKLOADS).entries()
         },
         "pod_routes": {
-            str(source_class.network_of(k)): v.ifindex for k, v in loaded.map(route.SPEC).entries()
+            str(source_class.network_of(k)): _route(v) for k, v in loaded.map(route.SPEC).entries()
         },
         "interfaces": [
             {
@@ -113,6 +113,10 @@ def dump(loaded: Loaded, now_ns: int) -> dict[str, Any]:
             for i, name in enumerate(counters.NAMES)
         },
     }
+
+
+def _route(v: route.RouteValue) -> dict[str, Any]:
+    return {"ifindex": v.ifindex, "via": str(unpack_addr(v.nexthop)) if v.nexthop else None}
 
 
 def _affinity(k: affinity.AffinityKey, v: affinity.AffinityValue, now_ns: int) -> str:

@@ -4,7 +4,9 @@ Maps are pinned by name under the instance's pin directory. A pinned map is
 reused as it is: its size wins over the configured one (libbpf refuses to
 reuse a map whose parameters differ, and resizing would lose conntrack), and
 a map whose key or value size changed (an incompatible upgrade) is an error
-that names the fix: ``cleanup()`` and start again.
+that names the fix: ``cleanup()`` and start again -- unless the agent rebuilds
+the whole map at every full sync (``MapSpec.rebuilt``): that pin is replaced
+(programs still attached keep the old map until they are swapped).
 """
 
 from __future__ import annotations
@@ -73,6 +75,11 @@ def _size(
     finally:
         _libbpf.close_fd(fd)
     if (info.key_size, info.value_size) != obj.map_sizes(spec.name):
+        if spec.rebuilt:
+            log.info("%s: replacing a pinned copy with another layout (rebuilt at sync)", pin)
+            pin.unlink()
+            _size(obj, spec, pin, sizes)
+            return
         raise BackendError(
             f"pinned map {pin} has key/value sizes {info.key_size}/{info.value_size}, this "
             f"version needs {obj.map_sizes(spec.name)}: run cleanup() to remove the old state"

@@ -12,6 +12,7 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import TypeVar
 
+from dataplane.backends.ebpf._netns import RouteOut
 from dataplane.backends.ebpf.maps import frontend as fe_map
 from dataplane.backends.ebpf.maps import node, route, source_class
 from dataplane.backends.ebpf.maps._map import U32, Map, pack_addr
@@ -60,19 +61,22 @@ def route_probes(ir: DataplaneIR) -> dict[IPv4Net, ipaddress.IPv4Address]:
 
 def pod_routes(
     probes: Mapping[IPv4Net, ipaddress.IPv4Address],
-    out_interface: Mapping[ipaddress.IPv4Address, int],
+    routes: Mapping[ipaddress.IPv4Address, RouteOut],
     host_ifindexes: Iterable[int],
 ) -> dict[IPv4Net, route.RouteValue]:
-    """The CIDRs the kernel routes out of a host interface the programs are attached to.
+    """The CIDRs the kernel routes out of a host interface the programs are
+    attached to, with the route's gateway (0: on-link).
 
     Anything else (a route through a tunnel or overlay device, none at all) gets
     no entry, so the stack keeps routing it."""
     hosts = set(host_ifindexes)
-    return {
-        net: route.RouteValue(out_interface[addr])
-        for net, addr in probes.items()
-        if out_interface.get(addr) in hosts
-    }
+    wanted = {}
+    for net, addr in probes.items():
+        found = routes.get(addr)
+        if found is not None and found.ifindex in hosts:
+            nexthop = pack_addr(found.gateway) if found.gateway else 0
+            wanted[net] = route.RouteValue(found.ifindex, nexthop)
+    return wanted
 
 
 def write_globals(

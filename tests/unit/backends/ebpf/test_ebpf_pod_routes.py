@@ -5,6 +5,8 @@ from __future__ import annotations
 import ipaddress
 
 from dataplane.backends.ebpf import nodestate
+from dataplane.backends.ebpf._netns import RouteOut
+from dataplane.backends.ebpf.maps._map import unpack_addr
 from dataplane.calc.ir import DataplaneIR, IRSettings, RemoteNode
 from dataplane.model import EndpointToHostAction, ExternalServiceMode
 
@@ -40,7 +42,18 @@ def test_each_remote_pod_cidr_is_probed_by_its_first_address() -> None:
 
 def test_only_routes_through_attached_host_interfaces_get_an_entry() -> None:
     probes = {N("10.100.1.0/24"): A("10.100.1.1"), N("10.100.2.0/24"): A("10.100.2.1")}
-    found = {A("10.100.1.1"): 2, A("10.100.2.1"): 9}  # 9: an overlay device, say
+    found = {
+        A("10.100.1.1"): RouteOut(2, "10.99.0.12"),
+        A("10.100.2.1"): RouteOut(9, None),  # 9: an overlay device, say
+    }
     routes = nodestate.pod_routes(probes, found, host_ifindexes=[2, 3])
     assert {net: v.ifindex for net, v in routes.items()} == {N("10.100.1.0/24"): 2}
     assert nodestate.pod_routes(probes, {}, host_ifindexes=[2]) == {}
+
+
+def test_the_gateway_is_the_next_hop_and_on_link_routes_have_none() -> None:
+    probes = {N("10.100.1.0/24"): A("10.100.1.1"), N("10.100.2.0/24"): A("10.100.2.1")}
+    found = {A("10.100.1.1"): RouteOut(2, "10.99.0.12"), A("10.100.2.1"): RouteOut(2, None)}
+    routes = nodestate.pod_routes(probes, found, host_ifindexes=[2])
+    hops = {net: v.nexthop and unpack_addr(v.nexthop) for net, v in routes.items()}
+    assert hops == {N("10.100.1.0/24"): A("10.99.0.12"), N("10.100.2.0/24"): 0}

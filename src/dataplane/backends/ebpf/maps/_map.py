@@ -28,6 +28,9 @@ class MapSpec(Generic[K, V]):
     ``key_c``/``value_c`` name the C types as BTF has them. ``batch``: the
     kernel implements batch operations for this map type (hash, array).
     ``size_option``: the ``DataplaneConfig`` option that sets max_entries.
+    ``rebuilt``: the agent rewrites every entry at a full sync, so a pinned
+    copy from a version with another layout is replaced at start instead of
+    being an error (nothing in it outlives the sync).
     """
 
     name: str
@@ -38,6 +41,7 @@ class MapSpec(Generic[K, V]):
     percpu: bool = False
     batch: bool = False
     size_option: str | None = None
+    rebuilt: bool = False
 
 
 class U32(ctypes.Structure):

@@ -3,13 +3,18 @@
 C layout (``bpf/dp_maps.h``)::
 
     struct dp_lpm4_key     { __u32 prefixlen; __be32 addr; };
-    struct dp_route_value  { __u32 ifindex; };
+    struct dp_route_value  { __u32 ifindex; __be32 nexthop; };
 
 Written by the agent from the namespace's own routing table (see
 ``nodestate.pod_routes``), only for routes that leave through a host
 interface the programs are attached to: a packet from a pod to a pod there
 is redirected out of it, skipping the host's routing and netfilter. Anything
-without an entry is left to the stack.
+without an entry is left to the stack. ``nexthop`` is the route's gateway
+(0 for an on-link route): given it, ``bpf_redirect_neigh()`` only resolves
+its MAC address instead of looking the route up again for every packet.
+
+The agent rewrites every entry at a full sync, so a pinned copy with another
+layout is replaced at start (``rebuilt``), not an error.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from dataplane.backends.ebpf.maps.source_class import Lpm4Key
 
 
 class RouteValue(ctypes.Structure):
-    _fields_ = [("ifindex", ctypes.c_uint32)]
+    _fields_ = [("ifindex", ctypes.c_uint32), ("nexthop", ctypes.c_uint32)]
 
 
-SPEC = MapSpec("dp_route", Lpm4Key, RouteValue, "dp_lpm4_key", "dp_route_value")
+SPEC = MapSpec("dp_route", Lpm4Key, RouteValue, "dp_lpm4_key", "dp_route_value", rebuilt=True)
