@@ -217,9 +217,12 @@ __attribute__((noinline)) int dp_is_node_addr(__be32 addr)
 	return dp_classify(addr) == DP_CLASS_HOST;
 }
 
-/* First packet towards a frontend: pick a backend, track, translate. */
+/* First packet towards a frontend: pick a backend, track, translate.
+ * ``stale``: the packet's own conntrack entry, found too old to use (else 0;
+ * see dp_ct_create). */
 static __always_inline int dp_new_flow(struct __sk_buff *skb, struct dp_pkt *p,
-				       const struct dp_globals *g, __u32 hook)
+				       const struct dp_globals *g, __u32 hook,
+				       struct dp_ct_value *stale)
 {
 	struct dp_ct_key fwd_key = {}, rev_key = {};
 	struct dp_ct_value fwd = {}, rev = {}, *winner;
@@ -292,7 +295,7 @@ static __always_inline int dp_new_flow(struct __sk_buff *skb, struct dp_pkt *p,
 		}
 	}
 
-	if (dp_ct_create(&fwd_key, &fwd, &rev_key, &rev, &winner))
+	if (dp_ct_create(&fwd_key, &fwd, &rev_key, &rev, stale, &winner))
 		return TC_ACT_SHOT;
 	dp_count(DP_CNT_NAT_NEW);
 	return dp_forward(skb, p, winner ? winner : &fwd, g, hook);
@@ -401,7 +404,7 @@ static __attribute__((noinline)) int dp_tunnel_in(struct __sk_buff *skb, struct 
 		}
 	}
 	/* A racing CPU's entry (*winner) says the same: the flow is tracked. */
-	return dp_ct_create(&fwd_key, &fwd, &rev_key, &rev, &winner);
+	return dp_ct_create(&fwd_key, &fwd, &rev_key, &rev, 0, &winner);
 }
 
 /* dp_untracked / dp_pre_dnat of a parsed packet.  Not inlined: the flow they
@@ -487,7 +490,7 @@ static __always_inline int dp_services(struct __sk_buff *skb, __u32 hook,
 	if (hook == DP_HOOK_FROM_HEP && host_policy && untracked != DP_V_ALLOW &&
 	    dp_pre_dnat_pkt(skb, &p) != TC_ACT_OK)
 		return TC_ACT_SHOT;
-	return dp_new_flow(skb, &p, g, hook);
+	return dp_new_flow(skb, &p, g, hook, ct);
 }
 
 SEC("tc")

@@ -78,15 +78,28 @@ static __always_inline void dp_ct_touch(struct dp_ct_value *v, const struct dp_p
 
 /* Insert the entry pair of a new flow.  FWD goes in with NOEXIST so that two
  * CPUs racing on the first packets of one flow agree on one backend: the
- * loser gets the winner's entry back through *winner. */
+ * loser gets the winner's entry back through *winner.
+ *
+ * ``stale``: the FWD key's own entry if the caller found one that no longer
+ * describes a connection (timed out, or closed and its tuple reused by a new
+ * SYN, which clients that open many short connections do within seconds).
+ * Entries that exist are rewritten in place: replacing them through the LRU
+ * map takes a node off its free list, hands the old one back and touches a
+ * second cache line, for the same result.  Two CPUs that both find the stale
+ * entry both rewrite it, as both replaced it before. */
 static __always_inline int dp_ct_create(const struct dp_ct_key *fwd_key,
 					const struct dp_ct_value *fwd,
 					const struct dp_ct_key *rev_key,
 					const struct dp_ct_value *rev,
+					struct dp_ct_value *stale,
 					struct dp_ct_value **winner)
 {
+	struct dp_ct_value *cur;
+
 	*winner = 0;
-	if (bpf_map_update_elem(&dp_ct, fwd_key, fwd, BPF_NOEXIST)) {
+	if (stale) {
+		*stale = *fwd;
+	} else if (bpf_map_update_elem(&dp_ct, fwd_key, fwd, BPF_NOEXIST)) {
 		struct dp_ct_value *cur = bpf_map_lookup_elem(&dp_ct, fwd_key);
 
 		if (cur && cur->type == DP_CT_FWD &&
@@ -97,6 +110,11 @@ static __always_inline int dp_ct_create(const struct dp_ct_key *fwd_key,
 		/* A stale entry: replace it. */
 		if (bpf_map_update_elem(&dp_ct, fwd_key, fwd, BPF_ANY))
 			goto full;
+	}
+	cur = bpf_map_lookup_elem(&dp_ct, rev_key);
+	if (cur) {
+		*cur = *rev;
+		return 0;
 	}
 	if (bpf_map_update_elem(&dp_ct, rev_key, rev, BPF_ANY)) {
 		bpf_map_delete_elem(&dp_ct, fwd_key);

@@ -467,7 +467,7 @@ static __always_inline int dp_untranslate(struct dp_flow *f)
 __attribute__((noinline)) int dp_policy_at(struct __sk_buff *skb, __u32 hook, __u32 ifindex,
 					   const struct dp_flow *pf)
 {
-	struct dp_pct_value *ct, fresh = {};
+	struct dp_pct_value *ct, *stale = 0, fresh = {};
 	struct dp_ifpol *ifp;
 	struct dp_ct_key key;
 	struct dp_flow f;
@@ -492,8 +492,10 @@ __attribute__((noinline)) int dp_policy_at(struct __sk_buff *skb, __u32 hook, __
 		swapped = dp_pct_key_of(&f, &key);
 		ct = bpf_map_lookup_elem(&dp_pct, &key);
 	}
-	if (ct && dp_pct_stale(ct, &f, now))
+	if (ct && dp_pct_stale(ct, &f, now)) {
+		stale = ct; /* rewritten in place below (see dp_ct_create) */
 		ct = 0;
+	}
 	if (ct)
 		reply = swapped != ct->opener;
 	in = dp_hook_is_ingress(hook) ^ reply;
@@ -554,7 +556,9 @@ __attribute__((noinline)) int dp_policy_at(struct __sk_buff *skb, __u32 hook, __
 			fresh.out_ifindex = ifindex;
 			fresh.out_gen = ifp->gen;
 		}
-		if (bpf_map_update_elem(&dp_pct, &key, &fresh, BPF_ANY))
+		if (stale)
+			*stale = fresh;
+		else if (bpf_map_update_elem(&dp_pct, &key, &fresh, BPF_ANY))
 			dp_count(DP_CNT_CT_FULL);
 	}
 	if (v != DP_V_DENY)

@@ -223,6 +223,25 @@ def _assert_via_service(result: object, client_ip: str, server: str, reply_from:
 # --------------------------------------------------------------------------- ClusterIP
 
 
+def test_a_closed_connections_tuple_is_reused_by_the_next(cluster: Cluster, lab: Lab) -> None:
+    """A new SYN from a port whose last connection ended (reset) gets a fresh backend
+    choice each time, and rewrites the tuple's conntrack entry in place: one FWD
+    entry for the tuple, however often it is reused."""
+    client = lab.pods["default/pod-0-0"].ip
+    for _ in range(6):
+        result = lab.probe("default/pod-0-0", PAIR.vip, PAIR.port, sport=41000)
+        assert result.outcome == "connected", result
+        assert (result.seen_source, result.seen_sport) == (client, 41000), result
+        assert result.reply_source == PAIR.vip, result
+    fwd = [
+        line
+        for line in cluster.backends["node-0"].dump()["conntrack"]
+        if line.startswith(f"fwd {client}:41000 -> {PAIR.vip}:{PAIR.port}/tcp")
+    ]
+    assert len(fwd) == 1, fwd
+    assert "R" in fwd[0].split("tcp=")[1].split()[0], fwd  # the last one's reset
+
+
 def test_cluster_ip_from_pod_on_same_node(cluster: Cluster, lab: Lab) -> None:
     result = lab.probe("default/pod-0-0", WEB.vip, WEB.port)
     _assert_via_service(result, lab.pods["default/pod-0-0"].ip, "default/pod-0-1", WEB.vip)

@@ -199,10 +199,13 @@ class Lab:
         dst_port: int,
         proto: Proto = "tcp",
         timeout: float = 1.0,
+        *,
+        sport: int | None = None,
     ) -> ProbeResult:
-        """Open one real connection from ``src_host`` to ``dst_address:dst_port``."""
+        """Open one real connection from ``src_host`` to ``dst_address:dst_port``
+        (from source port ``sport``, if given: see :func:`probe.probe`)."""
         src = self.host(src_host).key
-        request = ProbeRequest(src, self._address(dst_address), dst_port, proto, timeout)
+        request = ProbeRequest(src, self._address(dst_address), dst_port, proto, timeout, sport)
         return self.probe_many([request])[0]
 
     def probe_many(self, requests: Iterable[ProbeRequest]) -> list[ProbeResult]:
@@ -219,6 +222,8 @@ class Lab:
                 "proto": request.proto,
                 "timeout": request.timeout,
             }
+            if request.sport is not None:
+                args["sport"] = request.sport
             calls.append(Call(self.host(request.src).key, "probe", args))
         timeout = max((r.timeout for r in batch), default=0.0) + _REQUEST_SLACK_S
         return [ProbeResult.from_wire(r) for r in self._agents.call_many(calls, timeout)]

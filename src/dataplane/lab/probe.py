@@ -22,6 +22,7 @@ from __future__ import annotations
 import errno
 import json
 import socket
+import struct
 import threading
 import time
 from typing import Any
@@ -94,14 +95,27 @@ def _from_hello(hello: dict[str, Any]) -> Result:
     }
 
 
-def probe(dst: str, port: int, proto: str, timeout: float) -> Result:
-    """One connection attempt to ``dst:port``; never raises for network outcomes."""
+_LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends a reset
+
+
+def probe(dst: str, port: int, proto: str, timeout: float, sport: int | None = None) -> Result:
+    """One connection attempt to ``dst:port``; never raises for network outcomes.
+
+    ``sport``: send from this source port, so that probes can reuse one
+    tuple as a client that opens many connections does. Such a TCP probe
+    ends its connection with a reset (no TIME_WAIT), so the next one can
+    take the port at once.
+    """
     sock_type, number = transport(proto)
     started = time.monotonic()
     deadline = started + timeout
     with socket.socket(socket.AF_INET, sock_type, number) as sock:
         sock.settimeout(timeout)
         try:
+            if sport is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+                sock.bind(("0.0.0.0", sport))
             if sock_type == socket.SOCK_DGRAM:
                 sock.setsockopt(SOL_IP, IP_RECVERR, 1)
                 sock.setsockopt(SOL_IP, IP_PKTINFO, 1)

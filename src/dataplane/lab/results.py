@@ -23,13 +23,17 @@ def _from_wire(cls: Any, data: Mapping[str, Any]) -> Any:
 
 @attrs.frozen
 class ProbeRequest:
-    """One probe for :meth:`Lab.probe_many`: ``src`` is a host key, ``dst`` an address."""
+    """One probe for :meth:`Lab.probe_many`: ``src`` is a host key, ``dst`` an address.
+
+    ``sport``: the client's source port (``None``: the kernel picks one).
+    """
 
     src: str
     dst: str
     port: int
     proto: Proto = "tcp"
     timeout: float = 1.0
+    sport: int | None = None
 
 
 @attrs.frozen
