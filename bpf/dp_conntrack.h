@@ -100,7 +100,7 @@ static __always_inline int dp_ct_create(const struct dp_ct_key *fwd_key,
 	if (stale) {
 		*stale = *fwd;
 	} else if (bpf_map_update_elem(&dp_ct, fwd_key, fwd, BPF_NOEXIST)) {
-		struct dp_ct_value *cur = bpf_map_lookup_elem(&dp_ct, fwd_key);
+		cur = bpf_map_lookup_elem(&dp_ct, fwd_key);
 
 		if (cur && cur->type == DP_CT_FWD &&
 		    cur->created_ns + DP_CT_RACE_WINDOW_NS > fwd->created_ns) {
