@@ -63,19 +63,6 @@ static __always_inline int dp_to_pod(struct __sk_buff *skb, __u32 ifindex,
 	return bpf_redirect_peer(ifindex, 0);
 }
 
-/* Out of ``ifindex`` to ``nexthop`` (a dp_route entry's), when the route
- * names a gateway: the kernel then only resolves its MAC address, instead of
- * looking the route up again for every packet.  Not inlined: the helper's
- * parameters stay off the frame policy calls are made from. */
-__attribute__((noinline)) int dp_redirect_via(__u32 ifindex, __be32 nexthop)
-{
-	struct bpf_redir_neigh nh = { .nh_family = AF_INET, .ipv4_nh = nexthop };
-
-	if (!nexthop)
-		return bpf_redirect_neigh(ifindex, 0, 0, 0);
-	return bpf_redirect_neigh(ifindex, &nh, sizeof(nh), 0);
-}
-
 /* Where the stack would route a packet that entered from a pod or the
  * network (after NAT and policy): into a local pod (its ingress policy runs
  * here, see dp_to_pod), or, from a pod, out of the host interface towards
@@ -101,7 +88,7 @@ static __always_inline int dp_route_in(struct __sk_buff *skb, __u32 hook, __be32
 	if (hook != DP_HOOK_FROM_WEP)
 		return TC_ACT_OK;
 	route = bpf_map_lookup_elem(&dp_route, &rk);
-	if (!route || !route->ifindex || dp_dec_ttl(skb))
+	if (!route || !route->ifindex || (route->flags & DP_ROUTE_F_NODE) || dp_dec_ttl(skb))
 		return TC_ACT_OK;
 	return dp_redirect_via(route->ifindex, route->nexthop);
 }

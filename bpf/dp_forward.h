@@ -19,6 +19,31 @@
 #define DP_VNI_DSR (1U << 16)
 #define DP_VNI_PORT_MASK 0xffffU
 
+/* Out of ``ifindex`` to ``nexthop`` (a dp_route entry's), when the agent
+ * resolved one: the kernel then only resolves its MAC address, instead of
+ * looking the route up again for every packet.  Not inlined: the helper's
+ * parameters stay off the callers' frames. */
+__attribute__((noinline)) int dp_redirect_via(__u32 ifindex, __be32 nexthop)
+{
+	struct bpf_redir_neigh nh = { .nh_family = AF_INET, .ipv4_nh = nexthop };
+
+	if (!nexthop)
+		return bpf_redirect_neigh(ifindex, 0, 0, 0);
+	return bpf_redirect_neigh(ifindex, &nh, sizeof(nh), 0);
+}
+
+/* The next hop towards another node's address out of ``ifindex``, if the
+ * agent resolved it (dp_route), else 0. */
+static __always_inline __be32 dp_node_nexthop(__be32 node, __u32 ifindex)
+{
+	struct dp_lpm4_key k = { .prefixlen = 32, .addr = node };
+	struct dp_route_value *r = bpf_map_lookup_elem(&dp_route, &k);
+
+	if (!r || !(r->flags & DP_ROUTE_F_NODE) || r->ifindex != ifindex)
+		return 0;
+	return r->nexthop;
+}
+
 /* Redirect out of the interface that leads to the packet's destination:
  * a local pod's veth, else `fallback` (0: nowhere known, drop). */
 static __always_inline int dp_redirect(const struct dp_pkt *p, __u32 fallback)
@@ -117,7 +142,7 @@ __attribute__((noinline)) int dp_encap(struct __sk_buff *skb, __be32 saddr, __be
 	/* BPF_F_RECOMPUTE_CSUM: keeps a CHECKSUM_COMPLETE sum right (no-op otherwise). */
 	if (bpf_skb_store_bytes(skb, ETH_HLEN, &h, DP_VXLAN_OVERHEAD, BPF_F_RECOMPUTE_CSUM))
 		goto fail;
-	return bpf_redirect_neigh(ifindex, 0, 0, 0);
+	return dp_redirect_via(ifindex, dp_node_nexthop(daddr, ifindex));
 fail:
 	dp_count(DP_CNT_TUNNEL_FAIL);
 	return TC_ACT_SHOT;

@@ -191,10 +191,14 @@ struct dp_wep_value {
  * from the routing table), so a packet from a pod to a pod elsewhere leaves
  * without a pass through the host's routing and netfilter, and, given the
  * gateway, without a route lookup in bpf_redirect_neigh().  No entry: the
- * stack routes it. */
+ * stack routes it.  Also each other node's own address (/32, DP_ROUTE_F_NODE),
+ * the next hop of the tunnel's outer packets; pod traffic ignores those. */
+#define DP_ROUTE_F_NODE (1U << 0)
+
 struct dp_route_value {
 	__u32 ifindex;
-	__be32 nexthop; /* the route's gateway; 0: on-link, the kernel looks it up per packet */
+	__be32 nexthop; /* the gateway (a node: the node itself if on-link); 0: the kernel looks it up */
+	__u32 flags;    /* DP_ROUTE_F_* */
 };
 
 /* dp_ifstate: hash ifindex -> what the agent attached there.  Only the agent

@@ -289,9 +289,11 @@ def test_pod_to_pod_elsewhere_is_forwarded_by_the_programs_with_ttl(
     on both nodes (no host routing), and arrive with the TTL two forwarding hops
     leave (64 - 2), as through the stack."""
     uplink = _ifindex(lab, "node-0", "eth0")
-    assert cluster.backends["node-0"].dump()["pod_routes"] == {
-        lab.nodes["node-1"].pod_cidr: {"ifindex": uplink, "via": lab.nodes["node-1"].ip}
-    }
+    dump = cluster.backends["node-0"].dump()
+    peer = lab.nodes["node-1"].ip
+    assert dump["pod_routes"] == {lab.nodes["node-1"].pod_cidr: {"ifindex": uplink, "via": peer}}
+    # the tunnel's next hop: on-link, the node itself
+    assert dump["node_routes"] == {f"{peer}/32": {"ifindex": uplink, "via": peer}}
     with lab.capture("default/pod-1-0", proto="tcp", port=8080) as capture:
         assert lab.probe("default/pod-0-0", lab.pods["default/pod-1-0"].ip, 8080).connected
     arrived = [p for p in capture.packets if not p.outgoing]

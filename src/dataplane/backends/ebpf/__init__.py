@@ -262,10 +262,13 @@ class EbpfBackend(Backend):
         """``dp_route`` from the kernel's own routes to other nodes' pod CIDRs."""
         links = _netns.links(self._netns)
         hosts = [links[n] for n in attach.host_interfaces(ir, links, self._tunnel)]
-        probes = nodestate.route_probes(ir)
-        found = _netns.routes_out(self._netns, [str(a) for a in probes.values()])
+        pods, nodes = nodestate.route_probes(ir), nodestate.node_probes(ir)
+        addrs = [str(a) for a in (*pods.values(), *nodes.values())]
+        found = _netns.routes_out(self._netns, addrs)
         out = {ipaddress.IPv4Address(a): r for a, r in found.items()}
-        nodestate.sync_prefixes(loaded.map(route.SPEC), nodestate.pod_routes(probes, out, hosts))
+        wanted = nodestate.host_routes(pods, out, hosts)
+        wanted.update(nodestate.host_routes(nodes, out, hosts, nodes=True))
+        nodestate.sync_prefixes(loaded.map(route.SPEC), wanted)
 
     def apply(self, delta: IRDelta) -> None:
         loaded, svc, attacher, pol = self._require()

@@ -8,6 +8,7 @@ map, so a dump is greppable and JSON-serialisable at once.
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterable
 from typing import Any
 
 from dataplane.backends.ebpf.loader import Loaded
@@ -96,9 +97,7 @@ def dump(loaded: Loaded, now_ns: int) -> dict[str, Any]:
         "workloads": {
             str(unpack_addr(k.addr)): v.ifindex for k, v in loaded.map(node.WORKLOADS).entries()
         },
-        "pod_routes": {
-            str(source_class.network_of(k)): _route(v) for k, v in loaded.map(route.SPEC).entries()
-        },
+        **_routes(loaded.map(route.SPEC).entries()),
         "interfaces": [
             {
                 "ifindex": k.value,
@@ -115,8 +114,14 @@ def dump(loaded: Loaded, now_ns: int) -> dict[str, Any]:
     }
 
 
-def _route(v: route.RouteValue) -> dict[str, Any]:
-    return {"ifindex": v.ifindex, "via": str(unpack_addr(v.nexthop)) if v.nexthop else None}
+def _routes(entries: Iterable[tuple[source_class.Lpm4Key, route.RouteValue]]) -> dict[str, Any]:
+    """``dp_route``: pod CIDRs and, apart, other nodes' own addresses (the tunnel's next hops)."""
+    out: dict[str, dict[str, Any]] = {"pod_routes": {}, "node_routes": {}}
+    for k, v in entries:
+        kind = "node_routes" if v.flags & route.F_NODE else "pod_routes"
+        via = str(unpack_addr(v.nexthop)) if v.nexthop else None
+        out[kind][str(source_class.network_of(k))] = {"ifindex": v.ifindex, "via": via}
+    return out
 
 
 def _affinity(k: affinity.AffinityKey, v: affinity.AffinityValue, now_ns: int) -> str:

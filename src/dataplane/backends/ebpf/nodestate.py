@@ -59,23 +59,40 @@ def route_probes(ir: DataplaneIR) -> dict[IPv4Net, ipaddress.IPv4Address]:
     return probes
 
 
-def pod_routes(
+def node_probes(ir: DataplaneIR) -> dict[IPv4Net, ipaddress.IPv4Address]:
+    """Other nodes' own IPv4 addresses, each a /32 that stands for itself."""
+    return {
+        IPv4Net(addr): addr
+        for remote in ir.remote_nodes.values()
+        for addr in remote.addresses
+        if isinstance(addr, ipaddress.IPv4Address)
+    }
+
+
+def host_routes(
     probes: Mapping[IPv4Net, ipaddress.IPv4Address],
     routes: Mapping[ipaddress.IPv4Address, RouteOut],
     host_ifindexes: Iterable[int],
+    *,
+    nodes: bool = False,
 ) -> dict[IPv4Net, route.RouteValue]:
-    """The CIDRs the kernel routes out of a host interface the programs are
-    attached to, with the route's gateway (0: on-link).
+    """``dp_route`` entries for the probed networks the kernel routes out of a
+    host interface the programs are attached to, with the route's gateway.
 
-    Anything else (a route through a tunnel or overlay device, none at all) gets
-    no entry, so the stack keeps routing it."""
+    ``nodes``: the networks are other nodes' own addresses (``route.F_NODE``),
+    whose next hop on an on-link route is the node itself; an on-link pod
+    CIDR has no single next hop (0: the kernel looks it up per packet).
+    Anything else (a route through a tunnel or overlay device, none at all)
+    gets no entry, so the stack keeps routing it."""
     hosts = set(host_ifindexes)
     wanted = {}
     for net, addr in probes.items():
         found = routes.get(addr)
-        if found is not None and found.ifindex in hosts:
-            nexthop = pack_addr(found.gateway) if found.gateway else 0
-            wanted[net] = route.RouteValue(found.ifindex, nexthop)
+        if found is None or found.ifindex not in hosts:
+            continue
+        gateway = found.gateway or (str(addr) if nodes else None)
+        nexthop = pack_addr(gateway) if gateway else 0
+        wanted[net] = route.RouteValue(found.ifindex, nexthop, route.F_NODE if nodes else 0)
     return wanted
 
 
