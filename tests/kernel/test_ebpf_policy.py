@@ -105,6 +105,24 @@ def test_revoked_policy_stops_an_established_connection(lab: Lab, planes: dict[s
     assert lab.probe(C1, W1, PORT).connected
 
 
+def test_a_reused_tuple_is_judged_by_the_policy_of_its_time(
+    lab: Lab, planes: dict[str, Any]
+) -> None:
+    """Each new connection from one source port replaces the closed one's
+    policy-conntrack entry (rewritten in place): allowed while policy allows
+    it, dropped once policy denies it, allowed again after."""
+    sport = 41002
+    apply(lab, planes, [web_only_from_cli()])
+    for _ in range(3):
+        assert lab.probe(C1, W1, PORT, sport=sport).connected
+    deny = Policy("deny-web", "default", selector='app == "web"', types=["Ingress"])
+    apply(lab, planes, [deny])
+    assert lab.probe(C1, W1, PORT, timeout=0.5, sport=sport).outcome == "timeout"
+    apply(lab, planes, [web_only_from_cli()])
+    assert lab.probe(C1, W1, PORT, sport=sport).connected
+    apply(lab, planes)
+
+
 def test_ip_set_member_removal_stops_its_flow(lab: Lab, planes: dict[str, Any]) -> None:
     apply(lab, planes, [web_only_from_cli()])
     with lab.open_connection(C1, W1, PORT, interval=0.1, timeout=0.5) as conn:

@@ -224,9 +224,9 @@ def _assert_via_service(result: object, client_ip: str, server: str, reply_from:
 
 
 def test_a_closed_connections_tuple_is_reused_by_the_next(cluster: Cluster, lab: Lab) -> None:
-    """A new SYN from a port whose last connection ended (reset) gets a fresh backend
-    choice each time, and rewrites the tuple's conntrack entry in place: one FWD
-    entry for the tuple, however often it is reused."""
+    """New SYNs from a port whose last connection ended (reset) are translated
+    afresh each time, through the tuple's one conntrack entry (rewritten in
+    place): one FWD entry for the tuple, however often it is reused."""
     client = lab.pods["default/pod-0-0"].ip
     for _ in range(6):
         result = lab.probe("default/pod-0-0", PAIR.vip, PAIR.port, sport=41000)
