@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dataplane.lab import Lab
+from dataplane.lab import Lab, netns
 
 CLIENT_CPU = 0
 SERVER_CPU = 1
@@ -178,15 +178,33 @@ def iperf3_server(lab: Lab, host: str, address: str, port: int = IPERF3_PORT) ->
         _stop(server)
 
 
+CONGESTION_CONTROL = "cubic"
+"""The sender's TCP congestion control: cubic, Linux's default.  A machine may
+default to another (this one: bbr).  BBR paces every burst with a
+high-resolution timer, which in a VM costs the sending core a timer
+interrupt each: that cost then dominates every row and hides most of the
+data plane's own.  iperf3 applies ``-C`` only after connecting, and a socket
+that connected with bbr keeps bbr's pacing, so the client's namespace
+defaults to reno first (a namespace may always choose reno)."""
+
+
 def iperf3(
-    lab: Lab, src: str, address: str, seconds: float, port: int = IPERF3_PORT
+    lab: Lab,
+    src: str,
+    address: str,
+    seconds: float,
+    port: int = IPERF3_PORT,
+    congestion: str = CONGESTION_CONTROL,
 ) -> dict[str, Any]:
-    """One single-stream ``iperf3 -c`` run from ``src``; the parsed ``-J`` report."""
-    client = lab.spawn(
-        src,
-        on_cpu(CLIENT_CPU, ["iperf3", "-c", address, "-p", str(port), "-t", f"{seconds:g}", "-J"]),
-        stdout=subprocess.PIPE,
-    )
+    """One single-stream ``iperf3 -c`` run from ``src``; the parsed ``-J`` report.
+
+    ``congestion``: the sender's congestion control (see
+    :data:`CONGESTION_CONTROL`); the report's ``end.sender_tcp_congestion``
+    says which one ran.
+    """
+    netns.write_sysctls(lab.host(src).netns, {"net.ipv4.tcp_congestion_control": "reno"})
+    argv = ["iperf3", "-c", address, "-p", str(port), "-t", f"{seconds:g}", "-J", "-C", congestion]
+    client = lab.spawn(src, on_cpu(CLIENT_CPU, argv), stdout=subprocess.PIPE)
     out, _ = client.communicate(timeout=seconds + 30)
     try:
         report: dict[str, Any] = json.loads(out)

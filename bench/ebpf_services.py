@@ -20,7 +20,8 @@ Three measurements; docs/performance.md explains the method and holds results:
    (``/proc/stat``). Two baselines without a data plane: "none" goes from the
    client straight to the pod's node (one hop fewer than any NodePort to a
    remote pod), "none, same path" routes the pod's address via node-0, which
-   forwards it to node-1 (same two hops, no NAT). Target: eBPF ≥ 95 % of
+   forwards it to node-1 (same two hops, no NAT). The sender runs cubic
+   (``--congestion``; see ``_tools.CONGESTION_CONTROL``). Target: eBPF ≥ 95 % of
    "none, same path" and fewer CPU-s/Gbit than iptables. Extra rows: eBPF in
    DSR mode, the eBPF MTU diagnostic, and a NodePort whose backend is on node-0
    (against "none, local pod").
@@ -108,6 +109,7 @@ class Settings:
     profile: Path | None = None
     measure: tuple[str, ...] = MEASUREMENTS
     rows: tuple[str, ...] | None = None  # throughput rows by label (None: all)
+    congestion: str = _tools.CONGESTION_CONTROL  # the iperf3 sender's
 
     @classmethod
     def quick(cls) -> Settings:
@@ -357,7 +359,7 @@ def throughput(row: Row, s: Settings) -> dict[str, Any]:
         with _tools.iperf3_server(lab, iperf_pod, pod.ip):
             links0 = {h: _link_stats(lab, h) for h in (ingress, backend_node)}
             cpu0, wall0 = _tools.cpu_busy_seconds(), time.perf_counter()
-            report = _tools.iperf3(lab, EXTERNAL, dest, s.throughput_seconds, port)
+            report = _tools.iperf3(lab, EXTERNAL, dest, s.throughput_seconds, port, s.congestion)
             cpu, wall = _tools.cpu_busy_seconds() - cpu0, time.perf_counter() - wall0
             links = {
                 h: {k: v - links0[h][k] for k, v in _link_stats(lab, h).items()}
@@ -372,6 +374,7 @@ def throughput(row: Row, s: Settings) -> dict[str, Any]:
         "wall_s": wall,
         "cpu_s_per_gbit": cpu / gbit if gbit else None,
         "retransmits": report["end"].get("sum_sent", {}).get("retransmits"),
+        "congestion": report["end"].get("sender_tcp_congestion"),
         "backend_node_rx_bytes_per_packet": rx["rx_bytes"] / rx["rx_packets"]
         if rx["rx_packets"]
         else None,
@@ -602,8 +605,8 @@ def table(result: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "Single-stream iperf3, external client -> NodePort (node-0) -> pod (node-1); "
-        "'none' goes straight to the pod,",
+        f"Single-stream iperf3 (sender: {result['settings']['congestion']}), external client "
+        "-> NodePort (node-0) -> pod (node-1); 'none' goes straight to the pod,",
         "'none, same path' via node-0 (plain forwarding); 'local' rows: the pod is on node-0;",
         "B/pkt: bytes per packet the backend's node received on its uplink (GSO/GRO stay large)",
         f"{'data plane':<24} {'Gbit/s':>7} {'vs none':>7} {'vs path':>7} {'CPU-s/Gbit':>10} "
@@ -654,6 +657,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--rows", help="semicolon-separated throughput row labels (all)")
     parser.add_argument("--seconds", type=float, help="seconds of iperf3 per run (8)")
+    parser.add_argument(
+        "--congestion",
+        help=f"the iperf3 sender's TCP congestion control ({_tools.CONGESTION_CONTROL})",
+    )
     args = parser.parse_args(argv)
     s = Settings.quick() if args.quick else Settings()
     overrides: dict[str, Any] = {}
@@ -671,6 +678,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides["throughput_seconds"] = args.seconds
     if args.rows:
         overrides["rows"] = tuple(args.rows.split(";"))
+    if args.congestion:
+        overrides["congestion"] = args.congestion
     s = Settings(**{**vars(s), **overrides})
     if os.geteuid() != 0:
         print("needs root: every measurement runs in lab network namespaces", file=sys.stderr)

@@ -180,3 +180,20 @@ def test_node_dataplane_targets_the_node_namespace(lab: Lab) -> None:
     assert dataplane.config.netns == lab.nodes["node-1"].netns
     assert dataplane.config.node_name == "node-1"
     assert dataplane.config.instance.startswith(lab.prefix)
+
+
+def test_bridges_are_plain_switches(lab: Lab) -> None:
+    """Where br_netfilter is loaded, the lab's bridges still pass frames without
+    the netfilter hooks of their namespace (PLAIN_SWITCH)."""
+    namespaces = [lab.plan.fabric_netns]
+    if lab.plan.router is not None:
+        namespaces.append(lab.plan.router.netns)
+    for name in namespaces:
+        out = subprocess.run(
+            ["ip", "netns", "exec", name, "sh", "-c", "cat /proc/sys/net/bridge/bridge-nf-call-*"],
+            capture_output=True,
+            text=True,
+        )
+        if out.returncode != 0:
+            pytest.skip("br_netfilter is not loaded here: bridges have no netfilter hooks")
+        assert out.stdout.split() == ["0", "0", "0"], name

@@ -175,8 +175,10 @@ def wire(plan: LabPlan, sockets: Mapping[str, int]) -> None:
             )
     for node in plan.nodes:
         netns.write_sysctls(node.netns, _forwarding(node))
+    netns.write_sysctls(plan.fabric_netns, PLAIN_SWITCH, missing_ok=True)
     if plan.router is not None:
         netns.write_sysctls(plan.router.netns, {"net.ipv4.ip_forward": "1"})
+        netns.write_sysctls(plan.router.netns, PLAIN_SWITCH, missing_ok=True)
 
 
 def _client(
@@ -212,6 +214,16 @@ def _client(
             client.prefixlen,
         )
         _routes(client_ipr, _fabric_routes(plan))
+
+
+PLAIN_SWITCH = {
+    f"net.bridge.bridge-nf-call-{table}": "0" for table in ("iptables", "ip6tables", "arptables")
+}
+"""The lab's bridges stand for switches.  Where ``br_netfilter`` is loaded, a new
+namespace passes bridged packets through its netfilter hooks: CPU that no real
+switch takes from the nodes, spent once more for every extra crossing of the
+fabric (an ingress node's tunnel, say), so benchmarks would charge it to the
+data plane under test.  The keys are absent where the module is not loaded."""
 
 
 def _forwarding(node: NodeInfo) -> dict[str, str]:

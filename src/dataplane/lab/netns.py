@@ -153,14 +153,18 @@ def enter(name: str) -> None:
         os.close(fd)
 
 
-def write_sysctls(name: str, values: Mapping[str, str]) -> None:
+def write_sysctls(name: str, values: Mapping[str, str], *, missing_ok: bool = False) -> None:
     """Write ``/proc/sys/<key>`` values inside namespace ``name`` (``/proc/sys/net``
-    shows the namespace of the thread that opens it)."""
+    shows the namespace of the thread that opens it).  ``missing_ok``: skip keys
+    this kernel does not have (a module that is not loaded)."""
 
     def work() -> None:
         enter(name)
         for key, value in values.items():
-            with open(os.path.join("/proc/sys", key.replace(".", "/")), "w") as file:
+            path = os.path.join("/proc/sys", key.replace(".", "/"))
+            if missing_ok and not os.path.exists(path):
+                continue
+            with open(path, "w") as file:
                 file.write(value)
 
     _in_thread(work, f"sysctl-{name}")
