@@ -522,17 +522,17 @@ static __always_inline int dp_egress_done(struct __sk_buff *skb)
 	 * path, asks dp_has_host_policy again. */
 	if (dp_read_iph(skb, &ip) || bpf_map_lookup_elem(&dp_ifpol, &ifindex))
 		return 0;
+	/* The tunnel's packets first: told from their header, without a lookup. */
+	if (ip.protocol == IPPROTO_UDP && !(ip.frag_off & bpf_htons(DP_IP_MF | DP_IP_OFFSET))) {
+		g = dp_globals_get();
+		if (g && g->vxlan_port &&
+		    !bpf_skb_load_bytes(skb, ETH_HLEN + ip.ihl * 4 + offsetof(struct udphdr, dest),
+					&dport, sizeof(dport)) &&
+		    dport == bpf_htons(g->vxlan_port))
+			return 1;
+	}
 	k.addr = ip.saddr;
-	if (bpf_map_lookup_elem(&dp_wep, &k))
-		return 1;
-	if (ip.protocol != IPPROTO_UDP || (ip.frag_off & bpf_htons(DP_IP_MF | DP_IP_OFFSET)))
-		return 0;
-	g = dp_globals_get();
-	if (!g || !g->vxlan_port ||
-	    bpf_skb_load_bytes(skb, ETH_HLEN + ip.ihl * 4 + offsetof(struct udphdr, dest), &dport,
-			       sizeof(dport)))
-		return 0;
-	return dport == bpf_htons(g->vxlan_port);
+	return bpf_map_lookup_elem(&dp_wep, &k) != 0;
 }
 
 SEC("tc")
