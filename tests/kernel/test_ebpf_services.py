@@ -300,6 +300,32 @@ def test_pod_to_pod_elsewhere_is_forwarded_by_the_programs_with_ttl(
     assert arrived and {p.ttl for p in arrived} == {62}, arrived
 
 
+def test_dp_route_follows_a_moved_route_without_a_resync(cluster: Cluster, lab: Lab) -> None:
+    """The backend watches node-0's routing table: when the route to node-1's pod
+    CIDR moves to another gateway (a fabric host) and back, dp_route follows each
+    move by itself, with no apply in between."""
+    cidr, peer = lab.nodes["node-1"].pod_cidr, lab.nodes["node-1"].ip
+    other = lab.clients["client-0"].ip
+    netns = lab.host("node-0").netns
+    backend = cluster.backends["node-0"]
+
+    def via_becomes(gateway: str, seconds: float = 5.0) -> bool:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if backend.dump()["pod_routes"][cidr]["via"] == gateway:
+                return True
+            time.sleep(0.02)
+        return False
+
+    assert via_becomes(peer)
+    try:
+        subprocess.run(["ip", "-n", netns, "route", "replace", cidr, "via", other], check=True)
+        assert via_becomes(other), backend.dump()["pod_routes"]
+    finally:
+        subprocess.run(["ip", "-n", netns, "route", "replace", cidr, "via", peer], check=True)
+    assert via_becomes(peer), backend.dump()["pod_routes"]
+
+
 def _ifindex(lab: Lab, host: str, name: str) -> int:
     out = subprocess.run(
         ["ip", "-n", lab.nodes[host].netns, "-j", "link", "show", name],

@@ -35,6 +35,7 @@ import ipaddress
 import logging
 import os
 import shutil
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -49,6 +50,7 @@ from dataplane.backends.ebpf import (
     loader,
     nodestate,
     policy,
+    routewatch,
     services,
 )
 from dataplane.backends.ebpf.dump import dump as dump_maps
@@ -158,6 +160,11 @@ class EbpfBackend(Backend):
         self._timeouts = conntrack.Timeouts.from_option(config.option("ebpf_ct_timeouts"))
         self._synced = False
         self._warnings: tuple[str, ...] = ()
+        # apply() and the route watch's thread take turns on the maps; the IR
+        # is the last one applied, which says what dp_route must cover.
+        self._lock = threading.Lock()
+        self._ir: DataplaneIR | None = None
+        self._route_watch: routewatch.RouteWatch | None = None
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -205,6 +212,10 @@ class EbpfBackend(Backend):
                 rule_map.max_entries(),
             )
             pol.load()
+            self._route_watch = routewatch.RouteWatch(self._netns, self._routes_changed)
+        except OSError as exc:
+            loaded.close()
+            raise BackendError(f"netlink: {exc}") from exc
         except BaseException:
             loaded.close()
             raise
@@ -232,10 +243,15 @@ class EbpfBackend(Backend):
 
     def close(self) -> None:
         """Release fds; programs stay attached and maps stay pinned (restart-safe)."""
-        if self._loaded is not None:
-            self._loaded.close()
-        self._loaded = self._services = self._attacher = self._policy = None
-        self._synced = False
+        if self._route_watch is not None:  # first: its callback takes the lock
+            self._route_watch.close()
+            self._route_watch = None
+        with self._lock:
+            if self._loaded is not None:
+                self._loaded.close()
+            self._loaded = self._services = self._attacher = self._policy = None
+            self._synced = False
+            self._ir = None
 
     def cleanup(self) -> None:
         """Detach every program this instance attached, delete its tunnel, remove its pins."""
@@ -270,9 +286,23 @@ class EbpfBackend(Backend):
         wanted.update(nodestate.host_routes(nodes, out, hosts, nodes=True))
         nodestate.sync_prefixes(loaded.map(route.SPEC), wanted)
 
+    def _routes_changed(self) -> None:
+        """The route watch's callback: ``dp_route`` re-read for the last applied IR."""
+        with self._lock:
+            if self._loaded is not None and self._ir is not None:
+                try:
+                    self._sync_routes(self._loaded, self._ir)
+                except OSError as exc:
+                    raise BackendError(f"netlink: {exc}") from exc
+                log.debug("dp_route re-read after a route change")
+
     def apply(self, delta: IRDelta) -> None:
+        with self._lock:
+            self._apply(delta)
+
+    def _apply(self, delta: IRDelta) -> None:
         loaded, svc, attacher, pol = self._require()
-        ir = delta.ir
+        ir = self._ir = delta.ir
         warnings: list[str] = []
         full = delta.full or not self._synced
         try:
