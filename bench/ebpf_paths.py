@@ -51,7 +51,9 @@ import ebpf_services as es
 from dataplane.backends.ebpf import _libbpf, _netns, loader
 from dataplane.lab import Lab
 
-TC_VERDICTS = {0: "ok", 2: "shot", 7: "redirect"}
+# "ok": passed to the stack, as TC_ACT_OK or as TC_ACT_UNSPEC (-1; the hook's
+# later programs may still run, see dp_exit in bpf/dataplane.c)
+TC_VERDICTS = {0: "ok", 0xFFFFFFFF: "ok", 2: "shot", 7: "redirect"}
 CLIENT_PORT = 40_000
 ETH = b"\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02\x08\x00"  # IPv4
 TCP_ACK, TCP_SYN = 0x10, 0x02

@@ -480,10 +480,27 @@ static __always_inline int dp_services(struct __sk_buff *skb, __u32 hook,
 	return dp_new_flow(skb, &p, g, hook, ct);
 }
 
+/* The verdict a program hands the kernel.  "Pass to the stack" becomes
+ * TC_ACT_UNSPEC (TCX_NEXT) while the agent allows it (DP_G_PASS_ON), so the
+ * hook's later programs and clsact filters, other tools' included, still see
+ * the packet; TC_ACT_OK would end the hook there.  Redirects and drops end
+ * it either way.  The agent clears the flag while it moves an interface
+ * between TCX and clsact: then the new attachment's verdict ends the hook,
+ * and the old one, still attached after it, never acts on the same packet. */
+static __always_inline int dp_exit(int verdict)
+{
+	struct dp_globals *g;
+
+	if (verdict != TC_ACT_OK)
+		return verdict;
+	g = dp_globals_get();
+	return g && (g->flags & DP_G_PASS_ON) ? TC_ACT_UNSPEC : TC_ACT_OK;
+}
+
 SEC("tc")
 int dp_from_wep(struct __sk_buff *skb)
 {
-	return dp_services(skb, DP_HOOK_FROM_WEP, 0, 0);
+	return dp_exit(dp_services(skb, DP_HOOK_FROM_WEP, 0, 0));
 }
 
 SEC("tc")
@@ -491,7 +508,7 @@ int dp_to_wep(struct __sk_buff *skb)
 {
 	/* Replies were translated where they entered the node: only the
 	 * pod's ingress policy runs here. */
-	return dp_policy_skb(skb, DP_HOOK_TO_WEP);
+	return dp_exit(dp_policy_skb(skb, DP_HOOK_TO_WEP));
 }
 
 SEC("tc")
@@ -499,8 +516,8 @@ int dp_from_hep(struct __sk_buff *skb)
 {
 	/* A packet the programs decapsulated continues as if from the VXLAN device. */
 	if (dp_decap(skb) > 0)
-		return dp_services(skb, DP_HOOK_FROM_TUN, 1, 0);
-	return dp_services(skb, DP_HOOK_FROM_HEP, 0, dp_has_host_policy(skb));
+		return dp_exit(dp_services(skb, DP_HOOK_FROM_TUN, 1, 0));
+	return dp_exit(dp_services(skb, DP_HOOK_FROM_HEP, 0, dp_has_host_policy(skb)));
 }
 
 /* A packet leaving through a host interface without host endpoint policy
@@ -539,14 +556,14 @@ SEC("tc")
 int dp_to_hep(struct __sk_buff *skb)
 {
 	if (dp_egress_done(skb))
-		return TC_ACT_OK;
-	return dp_services(skb, DP_HOOK_TO_HEP, 0, dp_has_host_policy(skb));
+		return dp_exit(TC_ACT_OK);
+	return dp_exit(dp_services(skb, DP_HOOK_TO_HEP, 0, dp_has_host_policy(skb)));
 }
 
 SEC("tc")
 int dp_from_tun(struct __sk_buff *skb)
 {
-	return dp_services(skb, DP_HOOK_FROM_TUN, 0, 0);
+	return dp_exit(dp_services(skb, DP_HOOK_FROM_TUN, 0, 0));
 }
 
 char LICENSE[] SEC("license") = "Apache-2.0";

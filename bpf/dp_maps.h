@@ -163,6 +163,7 @@ struct dp_ct_value {
  * (set by the agent after start, unlike the load-time dp_cfg). */
 #define DP_G_DSR (1U << 0)            /* external_service_mode == dsr */
 #define DP_G_BPF_TUN (1U << 1)        /* encapsulate/decapsulate VXLAN in the programs */
+#define DP_G_PASS_ON (1U << 2)        /* "pass" lets the hook's later programs run (dp_exit) */
 
 /* VXLAN encapsulation: outer IPv4 + UDP + VXLAN + inner Ethernet headers. */
 #define DP_VXLAN_OVERHEAD 50

@@ -11,8 +11,10 @@ with pods pod-<n>-0/1 (10.100.<n>.2/.3), client-0 on the fabric (10.99.0.101).
 
 from __future__ import annotations
 
+import ctypes
 import ipaddress
 import json
+import os
 import subprocess
 import sys
 import time
@@ -662,6 +664,71 @@ def _restart(cluster: Cluster, mode: str) -> None:
     for node in list(cluster.backends):
         cluster.start(node)
     cluster.program(ALL)
+
+
+def _ipv4_dropper() -> int:
+    """Another tool's TC program: drops IPv4, leaves everything else to the hook."""
+
+    def insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> int:
+        return code | (dst | src << 4) << 8 | (off & 0xFFFF) << 16 | (imm & 0xFFFFFFFF) << 32
+
+    program = (ctypes.c_uint64 * 5)(
+        insn(0x61, dst=2, src=1, off=16),  # r2 = skb->protocol
+        insn(0xB7, dst=0, imm=2),  # r0 = TC_ACT_SHOT
+        insn(0x15, dst=2, off=1, imm=0x0008),  # if r2 == htons(ETH_P_IP): exit
+        insn(0xB7, dst=0, imm=-1),  # r0 = TC_ACT_UNSPEC
+        insn(0x95),  # exit
+    )
+    load = _libbpf._lib().bpf_prog_load
+    load.restype = ctypes.c_int
+    load.argtypes = [
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_char_p,
+        ctypes.c_void_p,
+        ctypes.c_size_t,
+        ctypes.c_void_p,
+    ]
+    fd: int = load(3, b"foreign", b"GPL", program, len(program), None)  # SCHED_CLS
+    assert fd >= 0, f"bpf_prog_load: errno {ctypes.get_errno()}"
+    return fd
+
+
+def test_what_the_programs_pass_on_meets_the_hooks_later_filters(
+    cluster: Cluster, lab: Lab
+) -> None:
+    """Another tool's clsact filter after ours (one that drops IPv4) still sees
+    the packets our programs pass to the stack, with TCX links and with clsact
+    filters, while a packet our programs redirect ends the hook with them."""
+    node = lab.nodes["node-0"]
+    uplink = _ifindex(lab, "node-0", "eth0")
+    lab.serve("node-0", 9100)
+    foreign, last = _ipv4_dropper(), 0xFFFF  # after our filter's priority (1..0x7fff)
+    try:
+        for mode in ("tc", "tcx"):
+            _restart(cluster, mode)
+            assert lab.probe("client-0", "node-0", 9100).connected, mode
+            created = _netns.run_in_netns(node.netns, lambda: _libbpf.tc_ensure_clsact(uplink))
+            _netns.run_in_netns(
+                node.netns, lambda: _libbpf.tc_attach(uplink, attach.INGRESS, foreign, last)
+            )
+            try:
+                assert lab.probe("client-0", "node-0", 9100).outcome == "timeout", mode
+                _assert_via_service(  # DNAT, then redirected into the pod
+                    lab.probe("client-0", node.ip, WEB.node_port),
+                    lab.clients["client-0"].ip,
+                    "default/pod-0-1",
+                    node.ip,
+                )
+            finally:
+                _netns.run_in_netns(
+                    node.netns, lambda: _libbpf.tc_detach(uplink, attach.INGRESS, last)
+                )
+                if created:
+                    _netns.run_in_netns(node.netns, lambda: _libbpf.tc_remove_clsact(uplink))
+            assert lab.probe("client-0", "node-0", 9100).connected, mode
+    finally:
+        os.close(foreign)
 
 
 def test_attach_mode_switch_keeps_connections(cluster: Cluster, lab: Lab) -> None:

@@ -286,6 +286,22 @@ class EbpfBackend(Backend):
         wanted.update(nodestate.host_routes(nodes, out, hosts, nodes=True))
         nodestate.sync_prefixes(loaded.map(route.SPEC), wanted)
 
+    @staticmethod
+    def _attach(
+        loaded: loader.Loaded,
+        attacher: attach.Attacher,
+        want: Mapping[int, attach.Want],
+        links: Mapping[str, int],
+    ) -> None:
+        """Attach what ``want`` says; around moves between TCX and clsact, with
+        ``G_PASS_ON`` off (a failed move leaves it off until the next full sync)."""
+        moving = attacher.moves(want)
+        if moving:
+            nodestate.set_pass_on(loaded.map(node.GLOBALS), False)
+        attacher.reconcile(want, links)
+        if moving:
+            nodestate.set_pass_on(loaded.map(node.GLOBALS), True)
+
     def _routes_changed(self) -> None:
         """The route watch's callback: ``dp_route`` re-read for the last applied IR."""
         with self._lock:
@@ -345,7 +361,7 @@ class EbpfBackend(Backend):
                 want = attach.wanted(ir, links, self._tunnel)
                 # Policy before attachment: a new interface never runs without its programs.
                 self._apply_policy(pol, delta, ir, links, want, everything)
-                attacher.reconcile(want, links)
+                self._attach(loaded, attacher, want, links)
             pol.bump(changed_sets)
             pol.remove_sets(set(pol.set_ids) - set(ir.ip_sets) if full else delta.ip_sets_removed)
             if delta.full:

@@ -15,8 +15,9 @@ Two ways to attach, chosen by the ``ebpf_attach`` option:
 
 Either way no packet meets an interface without a program, also when an
 upgrade moves an interface from one way to the other (the new attachment is
-made before the old one is removed; a TCX program that returns a verdict
-ends the hook, so the two never both act on a packet). What was attached
+made before the old one is removed; while interfaces move, the programs'
+"pass" verdict ends the hook, so the two never both act on a packet:
+``nodestate.set_pass_on``). What was attached
 where, and how, is recorded in the pinned ``dp_ifstate`` map, which is how a
 later process replaces or detaches it.
 """
@@ -151,6 +152,18 @@ class Attacher:
 
         if todo or stale:
             _netns.run_in_netns(self._netns, work)
+
+    def moves(self, want: Mapping[int, Want]) -> bool:
+        """Whether reconciling ``want`` moves an interface between TCX and clsact
+        (both attachments are there for a moment; see ``nodestate.set_pass_on``)."""
+        records = {k.value: v for k, v in self._records.entries()}
+        for ifindex in want:
+            old = records.get(ifindex)
+            if old is not None and (
+                _has_filters(old.flags) if self._tcx else bool(old.flags & ifstate.F_TCX)
+            ):
+                return True
+        return False
 
     def _attach(self, ifindex: int, want: Want, old: ifstate.IfState | None) -> None:
         if old is not None and old.name.decode() != want.name:

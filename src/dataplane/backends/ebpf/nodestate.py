@@ -110,12 +110,26 @@ def write_globals(
     ``bpf_tunnel``: the programs encapsulate and decapsulate VXLAN (to
     ``vxlan_port``) themselves instead of going through the VXLAN device.
     """
-    flags = 0
+    flags = node.G_PASS_ON
     if ir.settings.external_service_mode is ExternalServiceMode.DSR:
         flags |= node.G_DSR
     if bpf_tunnel:
         flags |= node.G_BPF_TUN
     table.update(U32(0), node.Globals(tunnel_ifindex, flags, mtu, vxlan_port))
+
+
+def set_pass_on(table: Map[U32, node.Globals], on: bool) -> None:
+    """Turn ``G_PASS_ON`` on or off, the other globals unchanged.
+
+    Off while interfaces move between TCX and clsact: during a move both
+    attachments are there, the new one first, and only a verdict that ends
+    the hook keeps the old one from acting on the same packet.
+    """
+    current = table.lookup(U32(0)) or node.Globals()
+    flags = (current.flags | node.G_PASS_ON) if on else (current.flags & ~node.G_PASS_ON)
+    table.update(
+        U32(0), node.Globals(current.tunnel_ifindex, flags, current.mtu, current.vxlan_port)
+    )
 
 
 def uplink_mtu(host_mtus: Iterable[int]) -> int:

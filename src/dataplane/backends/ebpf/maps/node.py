@@ -11,7 +11,10 @@ C layout (``bpf/dp_maps.h``)::
 (``mtu``: the smallest MTU of the host interfaces, which the VXLAN tunnel's
 outer packets cross; the programs clamp TCP MSS and answer "fragmentation
 needed" so that encapsulated packets fit it; ``G_BPF_TUN``: the programs
-encapsulate and decapsulate VXLAN themselves, to ``vxlan_port``);
+encapsulate and decapsulate VXLAN themselves, to ``vxlan_port``;
+``G_PASS_ON``: packets the programs pass to the stack go on through the
+hook's later TCX programs and clsact filters, cleared while an interface
+moves between the two, see ``dp_exit`` in ``bpf/dataplane.c``);
 ``dp_wep`` maps each local workload address to its host-side interface for
 packets the programs must redirect themselves (decapsulated, host-originated).
 """
@@ -24,6 +27,7 @@ from dataplane.backends.ebpf.maps._map import U32, MapSpec
 
 G_DSR = 1 << 0
 G_BPF_TUN = 1 << 1  # ebpf_tunnel == "bpf"
+G_PASS_ON = 1 << 2  # a "pass" verdict lets the hook's later programs and filters run
 VXLAN_OVERHEAD = 50  # outer IPv4 + UDP + VXLAN + inner Ethernet
 
 
