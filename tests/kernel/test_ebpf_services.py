@@ -679,7 +679,7 @@ def _ipv4_dropper() -> int:
         insn(0xB7, dst=0, imm=-1),  # r0 = TC_ACT_UNSPEC
         insn(0x95),  # exit
     )
-    load = _libbpf._lib().bpf_prog_load
+    load = ctypes.CDLL("libbpf.so.1", use_errno=True).bpf_prog_load  # not the package's handle
     load.restype = ctypes.c_int
     load.argtypes = [
         ctypes.c_int,
