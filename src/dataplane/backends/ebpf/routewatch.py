@@ -84,8 +84,12 @@ class RouteWatch:
             except BlockingIOError:
                 return
             except OSError as exc:
-                if exc.errno != errno.ENOBUFS:  # overflow: messages lost, a change all the same
-                    raise
+                # ENOBUFS: overflow, messages lost, a change all the same. Any
+                # other error is reported once (reading clears it) and counts as
+                # a change too, rather than ending the watch.
+                if exc.errno != errno.ENOBUFS:
+                    log.warning("route watch: %s; re-reading routes", exc)
+                    return
 
 
 def _subscribe() -> socket.socket:
