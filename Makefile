@@ -47,6 +47,7 @@ bench: setup bpf
 	$(PY) bench/iptables_dispatch.py
 	$(PY) bench/ebpf_services.py
 	$(PY) bench/ebpf_paths.py
+	$(PY) bench/ebpf_routes.py
 	$(PY) bench/ebpf_policy.py
 
 clean:

@@ -51,16 +51,6 @@ def pin_dir() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.fixture
-def netns() -> Iterator[str]:
-    name = f"{RUN}-ns"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
-
-
 def test_maps_round_trip_and_survive_reload(pin_dir: Path) -> None:
     loaded = loader.load(pin_dir, {"ebpf_conntrack_max": 4096}, conntrack.Timeouts())
     try:

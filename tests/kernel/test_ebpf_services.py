@@ -18,7 +18,8 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import attrs
 import pytest
@@ -302,14 +303,24 @@ def test_pod_to_pod_elsewhere_is_forwarded_by_the_programs_with_ttl(
     assert arrived and {p.ttl for p in arrived} == {62}, arrived
 
 
-def test_dp_route_follows_a_moved_route_without_a_resync(cluster: Cluster, lab: Lab) -> None:
+def test_dp_route_follows_a_moved_route_without_a_resync(
+    cluster: Cluster, lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The backend watches node-0's routing table: when the route to node-1's pod
     CIDR moves to another gateway (a fabric host) and back, dp_route follows each
-    move by itself, with no apply in between."""
+    move by itself, with no apply in between, looking up only the route that
+    moved. A route to one of node-0's own pods (what a CNI adds per pod) covers
+    no other node and costs no lookup."""
     cidr, peer = lab.nodes["node-1"].pod_cidr, lab.nodes["node-1"].ip
     other = lab.clients["client-0"].ip
     netns = lab.host("node-0").netns
     backend = cluster.backends["node-0"]
+    looked_up: list[str] = []
+    real_routes_out = _netns.routes_out
+
+    def routes_out(ns: str | None, addrs: Iterable[str]) -> dict[str, Any]:
+        looked_up.extend(addrs := list(addrs))
+        return real_routes_out(ns, addrs)
 
     def via_becomes(gateway: str, seconds: float = 5.0) -> bool:
         deadline = time.monotonic() + seconds
@@ -320,12 +331,20 @@ def test_dp_route_follows_a_moved_route_without_a_resync(cluster: Cluster, lab: 
         return False
 
     assert via_becomes(peer)
+    node_routes = backend.dump()["node_routes"]
+    local_pod = str(ipaddress.ip_network(lab.nodes["node-0"].pod_cidr)[200])
+    monkeypatch.setattr(_netns, "routes_out", routes_out)
     try:
+        subprocess.run(["ip", "-n", netns, "route", "add", local_pod, "dev", "lo"], check=True)
         subprocess.run(["ip", "-n", netns, "route", "replace", cidr, "via", other], check=True)
         assert via_becomes(other), backend.dump()["pod_routes"]
     finally:
         subprocess.run(["ip", "-n", netns, "route", "replace", cidr, "via", peer], check=True)
+        subprocess.run(["ip", "-n", netns, "route", "del", local_pod], check=False)
     assert via_becomes(peer), backend.dump()["pod_routes"]
+    probe = str(ipaddress.ip_network(cidr).network_address + 1)
+    assert set(looked_up) == {probe}, looked_up
+    assert backend.dump()["node_routes"] == node_routes
 
 
 def _ifindex(lab: Lab, host: str, name: str) -> int:

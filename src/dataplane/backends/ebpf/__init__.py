@@ -274,17 +274,27 @@ class EbpfBackend(Backend):
 
     # ------------------------------------------------------------ apply
 
-    def _sync_routes(self, loaded: loader.Loaded, ir: DataplaneIR) -> None:
-        """``dp_route`` from the kernel's own routes to other nodes' pod CIDRs."""
+    def _sync_routes(
+        self, loaded: loader.Loaded, ir: DataplaneIR, changed: routewatch.Changed = None
+    ) -> None:
+        """``dp_route`` from the kernel's own routes to other nodes' pod CIDRs
+        and addresses; ``changed``: only those inside these destinations
+        (``None``: all of them)."""
+        pods, nodes = nodestate.route_probes(ir), nodestate.node_probes(ir)
+        if changed is not None:
+            pods = nodestate.probes_within(pods, changed)
+            nodes = nodestate.probes_within(nodes, changed)
+            if not pods and not nodes:
+                return
         links = _netns.links(self._netns)
         hosts = [links[n] for n in attach.host_interfaces(ir, links, self._tunnel)]
-        pods, nodes = nodestate.route_probes(ir), nodestate.node_probes(ir)
         addrs = [str(a) for a in (*pods.values(), *nodes.values())]
         found = _netns.routes_out(self._netns, addrs)
         out = {ipaddress.IPv4Address(a): r for a, r in found.items()}
         wanted = nodestate.host_routes(pods, out, hosts)
         wanted.update(nodestate.host_routes(nodes, out, hosts, nodes=True))
-        nodestate.sync_prefixes(loaded.map(route.SPEC), wanted)
+        within = None if changed is None else {*pods, *nodes}
+        nodestate.sync_prefixes(loaded.map(route.SPEC), wanted, within)
 
     @staticmethod
     def _attach(
@@ -302,15 +312,15 @@ class EbpfBackend(Backend):
         if moving:
             nodestate.set_pass_on(loaded.map(node.GLOBALS), True)
 
-    def _routes_changed(self) -> None:
-        """The route watch's callback: ``dp_route`` re-read for the last applied IR."""
+    def _routes_changed(self, changed: routewatch.Changed) -> None:
+        """The route watch's callback: the ``dp_route`` entries of the last
+        applied IR that ``changed`` may have moved, re-read."""
         with self._lock:
             if self._loaded is not None and self._ir is not None:
                 try:
-                    self._sync_routes(self._loaded, self._ir)
+                    self._sync_routes(self._loaded, self._ir, changed)
                 except OSError as exc:
                     raise BackendError(f"netlink: {exc}") from exc
-                log.debug("dp_route re-read after a route change")
 
     def apply(self, delta: IRDelta) -> None:
         with self._lock:

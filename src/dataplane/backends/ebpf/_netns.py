@@ -21,10 +21,11 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
 
-import attrs
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from dataplane.backends.ebpf import _rtnl
+from dataplane.backends.ebpf._rtnl import RouteOut
 from dataplane.errors import BackendError
 
 T = TypeVar("T")
@@ -100,33 +101,10 @@ def mtus(netns: str | None) -> dict[str, int]:
     return run_in_netns(netns, query)
 
 
-@attrs.frozen
-class RouteOut:
-    """Where the routing table sends an address: out of ``ifindex``, via
-    ``gateway`` (``None``: on-link, the address itself is the next hop)."""
-
-    ifindex: int
-    gateway: str | None
-
-
 def routes_out(netns: str | None, addrs: Iterable[str]) -> dict[str, RouteOut]:
     """Address → where the namespace's routing table sends it (addresses
     without a route are left out)."""
-
-    def query() -> dict[str, RouteOut]:
-        out = {}
-        with IPRoute() as ipr:
-            for addr in addrs:
-                try:
-                    found = ipr.route("get", dst=addr)
-                except NetlinkError:
-                    continue
-                oif = found[0].get("RTA_OIF") if found else None
-                if oif:
-                    out[addr] = RouteOut(int(oif), found[0].get("RTA_GATEWAY"))
-        return out
-
-    return run_in_netns(netns, query)
+    return run_in_netns(netns, lambda: _rtnl.route_get(addrs))
 
 
 def ensure_vxlan(netns: str | None, name: str, port: int) -> int:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import ctypes
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import TypeVar
 
-from dataplane.backends.ebpf._netns import RouteOut
+from dataplane.backends.ebpf._rtnl import RouteOut
 from dataplane.backends.ebpf.maps import frontend as fe_map
 from dataplane.backends.ebpf.maps import node, route, source_class
 from dataplane.backends.ebpf.maps._map import U32, Map, pack_addr
@@ -35,9 +35,17 @@ def source_classes(ir: DataplaneIR) -> dict[IPv4Net, int]:
     return classes
 
 
-def sync_prefixes(table: Map[source_class.Lpm4Key, V], wanted: Mapping[IPv4Net, V]) -> None:
-    """Make an LPM trie of IPv4 prefixes hold exactly ``wanted`` (values compared as bytes)."""
+def sync_prefixes(
+    table: Map[source_class.Lpm4Key, V],
+    wanted: Mapping[IPv4Net, V],
+    within: Collection[IPv4Net] | None = None,
+) -> None:
+    """Make an LPM trie of IPv4 prefixes hold exactly ``wanted`` (values
+    compared as bytes); ``within``: only these prefixes are in question, the
+    table's others stay as they are."""
     current = {source_class.network_of(k): bytes(v) for k, v in table.entries()}
+    if within is not None:
+        current = {net: v for net, v in current.items() if net in within}
     for net in current.keys() - wanted.keys():
         table.delete(source_class.make_key(net))
     for net, value in wanted.items():
@@ -67,6 +75,15 @@ def node_probes(ir: DataplaneIR) -> dict[IPv4Net, ipaddress.IPv4Address]:
         for addr in remote.addresses
         if isinstance(addr, ipaddress.IPv4Address)
     }
+
+
+def probes_within(
+    probes: Mapping[IPv4Net, ipaddress.IPv4Address], destinations: Iterable[IPv4Net]
+) -> dict[IPv4Net, ipaddress.IPv4Address]:
+    """The probes whose address lies inside one of ``destinations``: the only
+    ones a change to the routes to those destinations can move."""
+    destinations = list(destinations)
+    return {net: addr for net, addr in probes.items() if any(addr in d for d in destinations)}
 
 
 def host_routes(

@@ -7,15 +7,17 @@ otherwise send traffic to the old gateway until the next full resync, which
 may be minutes away. The watch is a netlink socket subscribed to the route
 group *of the node's namespace* (opened there; a socket stays in the
 namespace it was created in) and a thread that calls back after each burst
-of changes: the callback re-reads every route it needs, so the messages
-themselves are never parsed, and an overflowed socket (``ENOBUFS``) is just
-one more change.
+of changes with the destinations that changed, so the callback re-reads only
+the routes inside them: most route changes on a node are the per-pod routes
+a CNI adds, which cover no other node. An overflowed socket (``ENOBUFS``)
+lost messages, so it calls back with ``None``: everything may have changed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import ipaddress
 import logging
 import os
 import select
@@ -23,12 +25,12 @@ import socket
 import threading
 from collections.abc import Callable
 
-from dataplane.backends.ebpf import _netns
+from dataplane.backends.ebpf import _netns, _rtnl
 
 log = logging.getLogger(__name__)
 
-_NETLINK_ROUTE = 0
-_RTMGRP_IPV4_ROUTE = 0x40
+Changed = frozenset[ipaddress.IPv4Network] | None
+"""What a burst changed: route destinations, or ``None`` for anything."""
 _CHANGE, _CLOSE, _QUIET = "change", "close", "quiet"
 SETTLE_S = 0.05
 """How long a burst of changes may go on before the callback runs once for it
@@ -36,12 +38,14 @@ SETTLE_S = 0.05
 
 
 class RouteWatch:
-    """Calls ``changed()`` from its own thread after the IPv4 routes of
-    ``netns`` (None: the caller's namespace) change; :meth:`close` stops it."""
+    """Calls ``changed(destinations)`` from its own thread after the IPv4
+    routes of ``netns`` (None: the caller's namespace) change; :meth:`close`
+    stops it."""
 
-    def __init__(self, netns: str | None, changed: Callable[[], None]) -> None:
+    def __init__(self, netns: str | None, changed: Callable[[Changed], None]) -> None:
         self._changed = changed
-        self._sock = _netns.run_in_netns(netns, _subscribe)
+        self._burst: set[ipaddress.IPv4Network] | None = set()
+        self._sock = _netns.run_in_netns(netns, lambda: _rtnl.open_socket(_rtnl.RTMGRP_IPV4_ROUTE))
         self._wake_r, self._wake_w = os.pipe()
         self._thread = threading.Thread(target=self._run, name=f"routewatch-{netns}", daemon=True)
         self._thread.start()
@@ -62,8 +66,9 @@ class RouteWatch:
                 pass  # the burst goes on
             if event == _CLOSE:
                 return
+            burst, self._burst = self._burst, set()
             try:
-                self._changed()
+                self._changed(None if burst is None else frozenset(burst))
             except Exception:  # the next change or full resync retries
                 log.exception("refreshing after a route change failed")
 
@@ -80,23 +85,17 @@ class RouteWatch:
     def _drain(self) -> None:
         while True:
             try:
-                self._sock.recv(65536, socket.MSG_DONTWAIT)
+                data = self._sock.recv(65536, socket.MSG_DONTWAIT)
             except BlockingIOError:
                 return
             except OSError as exc:
-                # ENOBUFS: overflow, messages lost, a change all the same. Any
-                # other error is reported once (reading clears it) and counts as
-                # a change too, rather than ending the watch.
+                # ENOBUFS: overflow, messages lost, so anything may have
+                # changed. Any other error is reported once (reading clears
+                # it) and counts the same, rather than ending the watch.
+                self._burst = None
                 if exc.errno != errno.ENOBUFS:
                     log.warning("route watch: %s; re-reading routes", exc)
                     return
-
-
-def _subscribe() -> socket.socket:
-    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, _NETLINK_ROUTE)
-    try:
-        sock.bind((0, _RTMGRP_IPV4_ROUTE))
-    except OSError:
-        sock.close()
-        raise
-    return sock
+                continue
+            if self._burst is not None:
+                self._burst |= _rtnl.route_prefixes(data)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 
 from dataplane.backends.ebpf import nodestate
-from dataplane.backends.ebpf._netns import RouteOut
+from dataplane.backends.ebpf._rtnl import RouteOut
 from dataplane.backends.ebpf.maps import route
 from dataplane.backends.ebpf.maps._map import unpack_addr
 from dataplane.calc.ir import DataplaneIR, IRSettings, RemoteNode
@@ -74,3 +74,20 @@ def test_other_nodes_addresses_are_their_own_next_hop_when_on_link() -> None:
         N("10.99.0.12/32"): (A("10.99.0.12"), route.F_NODE),
         N("10.98.0.13/32"): (A("10.99.0.1"), route.F_NODE),
     }
+
+
+def test_a_route_change_moves_only_the_probes_inside_its_destination() -> None:
+    probes = {
+        N("10.100.1.0/24"): A("10.100.1.1"),
+        N("10.100.2.0/24"): A("10.100.2.1"),
+        N("10.99.0.12/32"): A("10.99.0.12"),
+    }
+    assert nodestate.probes_within(probes, [N("10.100.0.7/32")]) == {}  # a local pod's route
+    assert nodestate.probes_within(probes, [N("10.100.2.0/24")]) == {
+        N("10.100.2.0/24"): A("10.100.2.1")
+    }
+    assert nodestate.probes_within(probes, [N("10.99.0.0/16"), N("10.100.1.0/25")]) == {
+        N("10.100.1.0/24"): A("10.100.1.1"),
+        N("10.99.0.12/32"): A("10.99.0.12"),
+    }
+    assert nodestate.probes_within(probes, [N("0.0.0.0/0")]) == probes
