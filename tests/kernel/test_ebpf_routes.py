@@ -8,6 +8,7 @@ import ipaddress
 import json
 import queue
 import subprocess
+import time
 
 import pytest
 
@@ -93,5 +94,28 @@ def test_the_watch_names_the_destinations_that_changed(routed: str) -> None:
         _ip(routed, "route", "add", "default", "via", "10.0.0.254")
         _ip(routed, "route", "del", "10.100.9.7/32")
         assert seen_until(want := {N("10.100.1.0/24"), N("0.0.0.0/0"), N("10.100.9.7/32")}) == want
+    finally:
+        watch.close()
+
+
+def test_after_a_failed_refresh_the_next_change_rereads_everything(routed: str) -> None:
+    """A callback that failed may have left any entry stale, so the one after
+    it is told that anything may have changed."""
+    calls: queue.Queue[routewatch.Changed] = queue.Queue()
+    failed: list[bool] = []
+
+    def changed(destinations: routewatch.Changed) -> None:
+        calls.put(destinations)
+        if not failed:
+            failed.append(True)
+            raise OSError("netlink went away")
+
+    watch = routewatch.RouteWatch(routed, changed)
+    try:
+        _ip(routed, "route", "add", "10.100.9.7/32", "dev", "up1")
+        assert calls.get(timeout=5) == {N("10.100.9.7/32")}
+        time.sleep(2 * routewatch.SETTLE_S)
+        _ip(routed, "route", "del", "10.100.9.7/32")
+        assert calls.get(timeout=5) is None
     finally:
         watch.close()

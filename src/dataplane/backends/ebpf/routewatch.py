@@ -69,8 +69,9 @@ class RouteWatch:
             burst, self._burst = self._burst, set()
             try:
                 self._changed(None if burst is None else frozenset(burst))
-            except Exception:  # the next change or full resync retries
+            except Exception:  # the next change (re-reading all) or full resync retries
                 log.exception("refreshing after a route change failed")
+                self._burst = None
 
     def _next(self, timeout: float | None) -> str:
         """What comes first within ``timeout``: a change (drained), close, or quiet."""
