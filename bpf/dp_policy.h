@@ -347,6 +347,18 @@ static __always_inline int dp_failsafe_packet(const struct dp_flow *f, int ingre
 	       dp_is_failsafe(DP_FS_IN, f->proto, f->sport, f->daddr);
 }
 
+/* The doNotTrack verdict of a host interface's policy for ``f`` (arriving
+ * if ``ingress``, else leaving); failsafe traffic has none. */
+static __always_inline int dp_untracked_verdict(const struct dp_ifpol *ifp, int ingress,
+						const struct dp_flow *f)
+{
+	__u32 chain = ingress ? DP_CH_UNTRACKED_FROM : DP_CH_UNTRACKED_TO;
+
+	if (!ifp->len[chain] || dp_failsafe_packet(f, ingress))
+		return DP_V_NONE;
+	return dp_run(ifp, chain, f);
+}
+
 static __always_inline int dp_is_wep(__be32 addr)
 {
 	struct dp_wep_key k = { .addr = addr };
@@ -524,6 +536,16 @@ __attribute__((noinline)) int dp_policy_at(struct __sk_buff *skb, __u32 hook, __
 		if (hook == DP_HOOK_FROM_HEP) /* this packet's doNotTrack verdict is current */
 			early = (early & DP_PCT_EARLY_PRE_DNAT) |
 				(skb->cb[DP_CB_EARLY] & DP_CB_EARLY_MASK);
+		else if (early & DP_PCT_EARLY_UNTRACKED)
+			/* Another packet's verdict, maybe under a doNotTrack
+			 * policy since revoked: recorded now, under the new
+			 * generation, it would let the flow's packets from the
+			 * network skip the normal policy for good.  Ask the
+			 * interface's doNotTrack policy again, for the flow as
+			 * its opener sends it (``f``, oriented so by now). */
+			early = (early & DP_PCT_EARLY_PRE_DNAT) |
+				(dp_untracked_verdict(ifp, 1, &f) == DP_V_ALLOW ?
+					 DP_PCT_EARLY_UNTRACKED : 0);
 	}
 	v = early ? DP_V_ALLOW : dp_check(ifp, in, &f);
 
@@ -597,11 +619,7 @@ __attribute__((noinline)) int dp_untracked(struct __sk_buff *skb, __u32 hook,
 	ifp = bpf_map_lookup_elem(&dp_ifpol, &ifindex);
 	if (!ifp || ifp->kind != DP_IF_HOST)
 		return DP_V_NONE;
-	if (!ifp->len[ingress ? DP_CH_UNTRACKED_FROM : DP_CH_UNTRACKED_TO])
-		return DP_V_NONE;
-	if (dp_failsafe_packet(f, ingress))
-		return DP_V_NONE;
-	v = dp_run(ifp, ingress ? DP_CH_UNTRACKED_FROM : DP_CH_UNTRACKED_TO, f);
+	v = dp_untracked_verdict(ifp, ingress, f);
 	if (v == DP_V_DENY)
 		dp_count(DP_CNT_POLICY_DENY);
 	return v;

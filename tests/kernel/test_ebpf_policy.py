@@ -16,8 +16,8 @@ import attrs
 import pytest
 
 from dataplane import DesiredState
-from dataplane.backends.ebpf import EbpfBackend
-from dataplane.lab import Lab
+from dataplane.backends.ebpf import EbpfBackend, _libbpf, _netns
+from dataplane.lab import Lab, packets
 from dataplane.lab.netns import unavailable_reason
 from dataplane.model import EntityMatch, HostEndpoint, Policy, Rule, StateObject, WorkloadEndpoint
 from dataplane.scenarios.cluster import STANDARD_SPEC, base_objects
@@ -33,6 +33,7 @@ pytestmark = [
 
 W1, C1, W2 = "default/web-1", "default/cli-1", "default/web-2"
 PORT = 8080
+TC_ACT_SHOT = 2
 
 
 @pytest.fixture(scope="module")
@@ -183,6 +184,51 @@ def test_early_allow_is_kept_for_re_evaluation(lab: Lab, planes: dict[str, Any])
         apply(lab, planes, base)
         assert wait_until_broken(conn), "a revoked doNotTrack allow must stop the flow"
     apply(lab, planes)
+
+
+def test_a_reply_judged_first_after_a_revoked_do_not_track_allow_does_not_keep_it(
+    lab: Lab, planes: dict[str, Any]
+) -> None:
+    """A doNotTrack verdict is the packet's own, and only packets from the network
+    bring the ingress one. When the allow is revoked and a reply of the flow is the
+    first of its packets judged under the new policy, the reply must not carry the
+    old allow into the new generation: the flow stops."""
+    ext = EntityMatch(nets=[f"{lab.host('ext').ip}/32"])
+    base = [
+        HostEndpoint("n1-all", "n1", "*", labels={"role": "node"}),
+        Policy(
+            "host-deny",
+            None,
+            selector='role == "node"',
+            ingress=[Rule("Deny", "TCP", destination=EntityMatch(ports=[PORT]))],
+        ),
+    ]
+    untracked = Policy(
+        "untracked-allow",
+        None,
+        selector='role == "node"',
+        do_not_track=True,
+        apply_on_forward=True,
+        ingress=[Rule("Allow", "TCP", source=ext, destination=EntityMatch(ports=[PORT]))],
+        egress=[Rule("Allow", "TCP", source=EntityMatch(ports=[PORT]), destination=ext)],
+    )
+    node = lab.nodes["n1"]
+    to_hep = planes["n1"].backend.program_fds()["dp_to_hep"]
+    apply(lab, planes, [*base, untracked])
+    with lab.open_connection("ext", "n1", PORT, timeout=0.5) as conn:  # pings only when asked
+        assert conn.ping()
+        port = conn.status().local_port
+        assert port
+        time.sleep(0.3)  # the client's delayed ACK of the echo has gone by
+        apply(lab, planes, base)
+        reply = packets.tcp(node.ip, PORT, lab.host("ext").ip, port)
+
+        def run() -> int:
+            ifindex = _netns.links(node.netns)[node.uplink]
+            return _libbpf.prog_test_run(to_hep, reply, ifindex).retval
+
+        assert _netns.run_in_netns(node.netns, run) == TC_ACT_SHOT
+        assert wait_until_broken(conn), "the revoked doNotTrack allow must stop the flow"
 
 
 def test_dump_shows_programs_sets_and_rule_hits(lab: Lab, planes: dict[str, Any]) -> None:
