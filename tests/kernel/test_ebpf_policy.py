@@ -186,6 +186,27 @@ def test_early_allow_is_kept_for_re_evaluation(lab: Lab, planes: dict[str, Any])
     apply(lab, planes)
 
 
+def test_a_host_endpoint_that_returns_judges_established_flows_again(
+    lab: Lab, planes: dict[str, Any]
+) -> None:
+    """A flow allowed under a host endpoint's policy, which is then removed and comes
+    back with a policy that denies the flow: the verdict kept from the first time must
+    not pass for current (generations are never used twice), so the flow stops."""
+    hep = HostEndpoint("n1-all", "n1", "*", labels={"role": "node"})
+
+    def host_policy(action: str) -> Policy:
+        rule = Rule(action, "TCP", destination=EntityMatch(ports=[PORT]))  # type: ignore[arg-type]
+        return Policy("host", None, selector='role == "node"', ingress=[rule])
+
+    apply(lab, planes, [hep, host_policy("Allow")])
+    with lab.open_connection("ext", "n1", PORT, interval=0.1, timeout=0.5) as conn:
+        assert conn.ping()
+        apply(lab, planes)  # no host endpoint: nothing to judge
+        assert conn.ping()
+        apply(lab, planes, [hep, host_policy("Deny")])
+        assert wait_until_broken(conn), "the returning host endpoint's deny must stop the flow"
+
+
 def test_a_reply_judged_first_after_a_revoked_do_not_track_allow_does_not_keep_it(
     lab: Lab, planes: dict[str, Any]
 ) -> None:

@@ -238,7 +238,7 @@ class PolicyMaps:
         self._set_ids: dict[str, int] = {}
         self._ir_sets: dict[str, IpSet] = {}  # as last written
         self._ids = IdPool()
-        self._old_gens: dict[int, int] = {}
+        self._gen = 0  # the last generation handed out (see _next_gen)
         self._old_runs: dict[int, tuple[tuple[int, int], ...]] = {}
         self._old_set_keys: list[ipset.IpSetKey] = []
         self._adopting = True
@@ -258,7 +258,7 @@ class PolicyMaps:
             for base, length in runs:
                 if length:
                     self._space.reserve(base, length)
-            self._old_gens[ifkey.value] = val.gen
+            self._gen = max(self._gen, val.gen)
             self._old_runs[ifkey.value] = runs
         self._old_set_keys = self._sets.all_keys()
         for setkey in self._old_set_keys:
@@ -332,7 +332,7 @@ class PolicyMaps:
         """New generations for interfaces using ``set_ids``: their flows are judged again."""
         for ifindex, cur in self._ifaces.items():
             if cur.wanted.sets & set_ids:
-                cur.gen = _next_gen(cur.gen)
+                cur.gen = self._next_gen()
                 self._write_entry(ifindex, cur)
 
     def _install(self, ifindex: int, w: Wanted, cur: _Iface | None) -> None:
@@ -350,12 +350,21 @@ class PolicyMaps:
                 if length:
                     self._space.release(base, length)
             raise
-        old_gen = cur.gen if cur is not None else self._old_gens.get(ifindex, 0)
-        new = _Iface(w, _next_gen(old_gen), tuple(runs))
+        new = _Iface(w, self._next_gen(), tuple(runs))
         self._write_entry(ifindex, new)
         self._ifaces[ifindex] = new
         if cur is not None:
             self._free(cur.runs)
+
+    def _next_gen(self) -> int:
+        """A generation no interface of this instance has had before (0 is never
+        one). Flows keep their verdicts per interface and generation (``dp_pct``),
+        so a number used twice would let a verdict from an old policy pass for
+        current: an interface whose policy was removed and comes back must not
+        start counting again at 1. After a restart the count goes on from the
+        highest generation adopted."""
+        self._gen = (self._gen + 1) & 0xFFFFFFFF or 1
+        return self._gen
 
     def _write_program(self, base: int, program: prog.Program) -> None:
         self._rules.update_many(
@@ -398,7 +407,3 @@ class PolicyMaps:
         return [
             sum(h.packets for h in self._hits.lookup_percpu(U32(base + i))) for i in range(length)
         ]
-
-
-def _next_gen(gen: int) -> int:
-    return (gen + 1) & 0xFFFFFFFF or 1

@@ -224,4 +224,21 @@ def test_set_member_change_writes_two_elements_and_bumps_users_only() -> None:
     )
     maps.bump(changed)
     assert sets.writes == 2 and ifpol.writes == 1
-    assert maps.installed[1].gen == gens[1] + 1 and maps.installed[2].gen == gens[2]
+    assert maps.installed[1].gen > max(gens.values()) and maps.installed[2].gen == gens[2]
+
+
+def test_generations_are_never_used_twice_even_when_an_interface_comes_back() -> None:
+    ifpol = FakeMap()
+    maps = policy.PolicyMaps(FakeMap(), FakeMap(), ifpol, FakeMap(), FakeMap(), 1000)  # type: ignore[arg-type]
+    maps.load()
+    empty = policy.Wanted("a", 1, ((), (), (), (), (), (), (), ()), frozenset(), "a")
+    used: set[int] = set()
+    before: dict[int, int] = {}
+    for want in ({1: empty}, {}, {1: empty}, {2: empty}, {1: empty, 2: empty}):
+        maps.sync_interfaces(want)
+        now = {i: c.gen for i, c in maps.installed.items()}
+        fresh = {g for i, g in now.items() if before.get(i) != g}
+        assert not fresh & used and 0 not in fresh
+        used |= fresh
+        before = now
+    assert len(used) == 4  # 1, 1 again, 2, 1 again
