@@ -141,12 +141,9 @@ def test_ip_set_member_removal_stops_its_flow(lab: Lab, planes: dict[str, Any]) 
     apply(lab, planes)
 
 
-def test_early_allow_is_kept_for_re_evaluation(lab: Lab, planes: dict[str, Any]) -> None:
-    """A preDNAT allow (judged on a flow's first packet) keeps skipping the normal host
-    policy when the flow is judged again; a doNotTrack allow is judged per packet, so
-    revoking it stops the flow."""
-    ext = EntityMatch(nets=[f"{lab.host('ext').ip}/32"])
-    base = [
+def host_deny() -> list[StateObject]:
+    """A host endpoint on every interface of n1 whose policy denies TCP to PORT."""
+    return [
         HostEndpoint("n1-all", "n1", "*", labels={"role": "node"}),
         Policy(
             "host-deny",
@@ -155,6 +152,14 @@ def test_early_allow_is_kept_for_re_evaluation(lab: Lab, planes: dict[str, Any])
             ingress=[Rule("Deny", "TCP", destination=EntityMatch(ports=[PORT]))],
         ),
     ]
+
+
+def test_early_allow_is_kept_for_re_evaluation(lab: Lab, planes: dict[str, Any]) -> None:
+    """A preDNAT allow (judged on a flow's first packet) keeps skipping the normal host
+    policy when the flow is judged again; a doNotTrack allow is judged per packet, so
+    revoking it stops the flow."""
+    ext = EntityMatch(nets=[f"{lab.host('ext').ip}/32"])
+    base = host_deny()
     bump = Policy("bump", None, selector='role == "node"', ingress=[Rule("Allow", "UDP")])
 
     def early(**flags: bool) -> Policy:
@@ -205,6 +210,7 @@ def test_a_host_endpoint_that_returns_judges_established_flows_again(
         assert conn.ping()
         apply(lab, planes, [hep, host_policy("Deny")])
         assert wait_until_broken(conn), "the returning host endpoint's deny must stop the flow"
+    apply(lab, planes)
 
 
 def test_a_reply_judged_first_after_a_revoked_do_not_track_allow_does_not_keep_it(
@@ -215,15 +221,7 @@ def test_a_reply_judged_first_after_a_revoked_do_not_track_allow_does_not_keep_i
     first of its packets judged under the new policy, the reply must not carry the
     old allow into the new generation: the flow stops."""
     ext = EntityMatch(nets=[f"{lab.host('ext').ip}/32"])
-    base = [
-        HostEndpoint("n1-all", "n1", "*", labels={"role": "node"}),
-        Policy(
-            "host-deny",
-            None,
-            selector='role == "node"',
-            ingress=[Rule("Deny", "TCP", destination=EntityMatch(ports=[PORT]))],
-        ),
-    ]
+    base = host_deny()
     untracked = Policy(
         "untracked-allow",
         None,
@@ -250,6 +248,7 @@ def test_a_reply_judged_first_after_a_revoked_do_not_track_allow_does_not_keep_i
 
         assert _netns.run_in_netns(node.netns, run) == TC_ACT_SHOT
         assert wait_until_broken(conn), "the revoked doNotTrack allow must stop the flow"
+    apply(lab, planes)
 
 
 def test_dump_shows_programs_sets_and_rule_hits(lab: Lab, planes: dict[str, Any]) -> None:
