@@ -24,18 +24,19 @@ import attrs
 
 NETLINK_ROUTE = 0
 RTMGRP_IPV4_ROUTE = 0x40
-_NLMSG_ERROR = 2
 _NLM_F_REQUEST = 1
 _RTM_NEWROUTE, _RTM_DELROUTE, _RTM_GETROUTE = 24, 25, 26
 _RTA_DST, _RTA_OIF, _RTA_GATEWAY = 1, 4, 5
 _NLMSGHDR = struct.Struct("=IHHII")  # length, type, flags, sequence, port id
-_RTMSG = struct.Struct(
-    "=BBBBBBBBI"
-)  # family, dst_len, src_len, tos, table, protocol, scope, type, flags
+# family, dst_len, src_len, tos, table, protocol, scope, type, flags
+_RTMSG = struct.Struct("=BBBBBBBBI")
 _RTATTR = struct.Struct("=HH")  # length, type
 _BATCH = 256
 """Lookups per ``send()``: their answers (~100 bytes each) stay well inside
 the socket's default receive buffer, so none is dropped while we read."""
+_ANSWER_TIMEOUT_S = 5.0
+"""The kernel answers every lookup at once; a socket that stays silent this
+long is broken, and the caller gets an ``OSError`` instead of a hang."""
 
 
 @attrs.frozen
@@ -65,6 +66,7 @@ def route_get(addrs: Iterable[str]) -> dict[str, RouteOut]:
     todo = list(addrs)
     out: dict[str, RouteOut] = {}
     with open_socket() as sock:
+        sock.settimeout(_ANSWER_TIMEOUT_S)
         for start in range(0, len(todo), _BATCH):
             batch = todo[start : start + _BATCH]
             sock.sendall(b"".join(_get_request(seq, addr) for seq, addr in enumerate(batch)))
