@@ -46,7 +46,7 @@ from pathlib import Path
 
 import _tools
 import ebpf_services as es
-from dataplane.backends.ebpf import _libbpf, _netns, loader
+from dataplane.backends.ebpf import DEFAULT_VXLAN_PORT, _libbpf, _netns, loader
 from dataplane.lab import Lab
 from dataplane.lab.packets import TCP_SYN, tcp, vxlan
 
@@ -80,6 +80,7 @@ def paths(lab: Lab) -> list[Hop]:
     to_node_port = tcp(external, CLIENT_PORT, n0.ip, es.NODE_PORT)
     tunnelled = tcp(external, CLIENT_PORT, iperf, _tools.IPERF3_PORT)
     reply = tcp(iperf, _tools.IPERF3_PORT, external, CLIENT_PORT)
+    vx = DEFAULT_VXLAN_PORT  # the lab's data planes keep the default ebpf_vxlan_port
     return [
         Hop("pod -> ClusterIP, established (DNAT)", "node-0", "dp_from_wep",
               client.interface, lambda _: tcp(c, CLIENT_PORT, vip, port), "redirect"),
@@ -96,13 +97,13 @@ def paths(lab: Lab) -> list[Hop]:
         Hop("client -> NodePort, DNAT + VXLAN to node-1", "node-0", "dp_from_hep",
               n0.uplink, lambda _: to_node_port, "redirect"),
         Hop("NodePort tunnel packet, out of the uplink", "node-0", "dp_to_hep",
-              n0.uplink, lambda _: vxlan(n0.ip, n1.ip, es.NODE_PORT, tunnelled), "ok"),
+              n0.uplink, lambda _: vxlan(n0.ip, n1.ip, vx, es.NODE_PORT, tunnelled), "ok"),
         Hop("NodePort tunnel packet, decapsulated into the pod", "node-1", "dp_from_hep",
-              n1.uplink, lambda _: vxlan(n0.ip, n1.ip, es.NODE_PORT, tunnelled), "redirect"),
+              n1.uplink, lambda _: vxlan(n0.ip, n1.ip, vx, es.NODE_PORT, tunnelled), "redirect"),
         Hop("its reply, into the tunnel back (node-1)", "node-1", "dp_from_wep",
               lab.pods[es.IPERF_POD].interface, lambda _: reply, "redirect"),
         Hop("its reply, decapsulated, reverse DNAT to the client", "node-0", "dp_from_hep",
-              n0.uplink, lambda _: vxlan(n1.ip, n0.ip, 0, reply), "redirect"),
+              n0.uplink, lambda _: vxlan(n1.ip, n0.ip, vx, 0, reply), "redirect"),
         Hop("new flow: pod -> ClusterIP SYN (DNAT)", "node-0", "dp_from_wep",
               client.interface, lambda i: tcp(c, 1024 + i % 60000, vip, port, TCP_SYN),
               "redirect"),

@@ -360,7 +360,7 @@ def _in_lab(lab: Lab, host: str, argv: list[str]) -> str:
 def set_underlay_mtu(lab: Lab, mtu: int) -> None:
     """Every node's uplink, and its port on the fabric's bridge, at ``mtu``."""
     for node in lab.plan.nodes:
-        for netns, link in ((lab.plan.fabric_netns, node.bridge_port), (node.netns, "eth0")):
+        for netns, link in ((lab.plan.fabric_netns, node.bridge_port), (node.netns, node.uplink)):
             subprocess.run(["ip", "-n", netns, "link", "set", link, "mtu", str(mtu)], check=True)
 
 
@@ -580,7 +580,10 @@ def summarise(
                 "gbit_per_s": gbit,
                 "vs_none": gbit / base_tput if gbit and base_tput else None,
                 "vs_same_path": gbit / base_path if gbit and base_path else None,
-                "vs_tunnel_mss": gbit / base_mss if gbit and base_mss else None,
+                # the MSS baseline is of the default underlay's lab
+                "vs_tunnel_mss": gbit / base_mss
+                if gbit and base_mss and underlay.get(label) is None
+                else None,
                 "cpu_s_per_gbit": _median(runs, "cpu_s_per_gbit"),
                 "retransmits": _median(runs, "retransmits"),
                 "rx_bytes_per_packet": _median(runs, "backend_node_rx_bytes_per_packet"),

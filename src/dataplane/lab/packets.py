@@ -10,7 +10,6 @@ import struct
 
 ETH = b"\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02\x08\x00"  # IPv4
 TCP_ACK, TCP_SYN = 0x10, 0x02
-VXLAN_PORT = 4789  # the eBPF backend's default ebpf_vxlan_port
 
 
 def _csum(data: bytes) -> int:
@@ -56,6 +55,6 @@ def udp(src: str, sport: int, dst: str, dport: int, payload: bytes = bytes(50)) 
     return _ipv4(src, dst, 17, struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload)
 
 
-def vxlan(src: str, dst: str, vni: int, inner: bytes) -> bytes:
-    """``inner`` (an Ethernet frame) in VXLAN from node ``src`` to node ``dst``."""
-    return udp(src, 49152, dst, VXLAN_PORT, struct.pack("!II", 0x08000000, vni << 8) + inner)
+def vxlan(src: str, dst: str, port: int, vni: int, inner: bytes) -> bytes:
+    """``inner`` (an Ethernet frame) in VXLAN from node ``src`` to node ``dst``'s ``port``."""
+    return udp(src, 49152, dst, port, struct.pack("!II", 0x08000000, vni << 8) + inner)
